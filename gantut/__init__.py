@@ -1,0 +1,21 @@
+"""gantut: the machinery behind the notebooks of a tutorial on deep generative models and GANs.
+
+Each module does one job; notebooks call a few well-named functions from them:
+
+- :mod:`gantut.profiles` -- ``smoke`` / ``quick`` / ``full`` run sizes
+- :mod:`gantut.utils` -- seeding, device, threads (:func:`setup`)
+- :mod:`gantut.data` -- MNIST as tensors (offline fallback) and 2-D toy distributions
+- :mod:`gantut.models` -- the source's MLP GAN (corrected), DCGAN, VAE
+- :mod:`gantut.losses` -- minimax, non-saturating, least-squares, hinge, WGAN-GP
+- :mod:`gantut.train` -- the GAN and VAE training loops, checkpoints, NaN guard
+- :mod:`gantut.plots` -- image grids, training curves, 2-D toy plots
+"""
+
+from .data import load_mnist
+from .profiles import PROFILES, get_profile
+from .train import GANTrainer, TrainingDiverged, VAETrainer, train_gan, train_vae
+from .utils import setup
+
+__all__ = ["PROFILES", "GANTrainer", "TrainingDiverged", "VAETrainer", "get_profile",
+           "load_mnist", "setup", "train_gan", "train_vae"]
+__version__ = "0.1.0"

@@ -1,0 +1,53 @@
+"""Checkpoints that survive a crash: written atomically, read with ``weights_only=True``."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint or cache file is missing, corrupt or not what was expected."""
+
+
+def atomic_save(obj, path: str | os.PathLike) -> Path:
+    """``torch.save`` to a temporary file beside ``path``, then rename it into place.
+
+    A crash (or a full disk) mid-write leaves the previous file intact, never half a file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def safe_load(path: str | os.PathLike, map_location="cpu"):
+    """Load a file written by :func:`atomic_save` with ``weights_only=True``.
+
+    Raises:
+        CheckpointError: if the file is missing or cannot be read; the message names the
+            file and what to do about it.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path} does not exist: check the path, or train first")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises several kinds for a truncated or foreign file
+        reason = (str(e).splitlines() or [""])[0][:100]
+        raise CheckpointError(
+            f"{path} is corrupt or not a gantut checkpoint ({type(e).__name__}: {reason}). "
+            f"Delete it and run again to recreate it."
+        ) from e

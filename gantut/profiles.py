@@ -1,0 +1,87 @@
+"""Run profiles: how long every notebook trains and how much it evaluates.
+
+One place decides the size of every experiment, so that the same notebook can be
+checked in seconds by CI (``smoke``), run on a laptop CPU in a few minutes with
+results that really show the point (``quick``, the default), or trained to GPU
+quality (``full``).
+
+Notebooks read their profile from the papermill parameter ``profile``, whose
+default is the environment variable ``GANTUT_PROFILE`` or ``"quick"``::
+
+    p = gantut.get_profile(profile)
+    train_gan(G, D, mnist.train_x, steps=p.gan_steps, batch_size=p.batch_size)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Sizes of the experiments in one profile.
+
+    Attributes:
+        name: ``"smoke"``, ``"quick"`` or ``"full"``.
+        gan_steps: optimiser steps of a full MNIST GAN run (the recipe that works).
+        collapse_steps: steps of the source's recipe, long enough to show it fail.
+        dcgan_steps: steps of a DCGAN run.
+        vae_steps: steps of a VAE run.
+        toy_steps: steps of a 2-D toy GAN run.
+        batch_size: MNIST batch size.
+        n_eval: generated samples used by a metric (FID, precision/recall).
+        n_seeds: how many seeds an experiment over seeds uses.
+        classifier_epochs: epochs of the metrics' feature classifier.
+        snapshots: how many sample grids a run keeps to show progress.
+    """
+
+    name: str
+    gan_steps: int
+    collapse_steps: int
+    dcgan_steps: int
+    vae_steps: int
+    toy_steps: int
+    batch_size: int
+    n_eval: int
+    n_seeds: int
+    classifier_epochs: int
+    snapshots: int = 4
+
+
+PROFILES: dict[str, Profile] = {
+    # CI: every notebook in under a minute on 2 CPU cores; numbers mean nothing.
+    "smoke": Profile("smoke", gan_steps=60, collapse_steps=60, dcgan_steps=30, vae_steps=60,
+                     toy_steps=150, batch_size=64, n_eval=500, n_seeds=2,
+                     classifier_epochs=1, snapshots=2),
+    # A laptop CPU: a few minutes per notebook, results that show the point.
+    "quick": Profile("quick", gan_steps=6000, collapse_steps=4000, dcgan_steps=1500,
+                     vae_steps=3000, toy_steps=2500, batch_size=64, n_eval=2000, n_seeds=3,
+                     classifier_epochs=8),
+    # A GPU: full quality.
+    "full": Profile("full", gan_steps=50000, collapse_steps=10000, dcgan_steps=20000,
+                    vae_steps=30000, toy_steps=10000, batch_size=128, n_eval=10000,
+                    n_seeds=5, classifier_epochs=20, snapshots=6),
+}
+
+
+def default_profile_name() -> str:
+    """The profile named by ``GANTUT_PROFILE``, else ``"quick"``."""
+    return os.environ.get("GANTUT_PROFILE", "quick")
+
+
+def get_profile(name: str | None = None, **overrides) -> Profile:
+    """Return the profile called ``name`` (default: :func:`default_profile_name`).
+
+    Keyword arguments override single fields, e.g. ``get_profile("quick", gan_steps=100)``.
+
+    Raises:
+        ValueError: if ``name`` is not a known profile; the message lists the valid ones.
+    """
+    name = default_profile_name() if name is None else name
+    if name not in PROFILES:
+        raise ValueError(
+            f"unknown profile {name!r}: choose one of {', '.join(PROFILES)} "
+            "(set the notebook parameter `profile` or the GANTUT_PROFILE variable)"
+        )
+    return replace(PROFILES[name], **overrides) if overrides else PROFILES[name]

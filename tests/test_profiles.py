@@ -1,0 +1,26 @@
+import pytest
+
+from gantut.profiles import PROFILES, get_profile
+
+
+def test_known_profiles():
+    assert set(PROFILES) == {"smoke", "quick", "full"}
+    assert get_profile("smoke").gan_steps < get_profile("quick").gan_steps < get_profile("full").gan_steps
+
+
+def test_unknown_profile_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="smoke, quick, full"):
+        get_profile("fast")
+
+
+def test_env_var_chooses_the_default(monkeypatch):
+    monkeypatch.setenv("GANTUT_PROFILE", "smoke")
+    assert get_profile().name == "smoke"
+    monkeypatch.delenv("GANTUT_PROFILE")
+    assert get_profile().name == "quick"
+
+
+def test_overrides():
+    p = get_profile("quick", gan_steps=7)
+    assert p.gan_steps == 7 and p.name == "quick"
+    assert get_profile("quick").gan_steps != 7
