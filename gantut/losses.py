@@ -84,6 +84,27 @@ def gradient_penalty(D, real: torch.Tensor, fake: torch.Tensor, y=None) -> torch
     return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
 
 
+def generator_gradient_norm(G, D, loss: str, n: int = 256) -> float:
+    """Norm of the gradient that generator loss ``loss`` sends to G's parameters, for one batch
+    of ``n`` noise vectors, with G and D as they are (nothing is updated).
+
+    Comparing losses on the same G, D and noise isolates what the loss itself does: e.g. under a
+    D that rejects G's samples, the minimax gradient is a small fraction of the non-saturating one.
+    """
+    _, g_loss = get_loss(loss)
+    params = [p for p in G.parameters() if p.requires_grad]
+    d_state = [p.requires_grad for p in D.parameters()]
+    D.requires_grad_(False)
+    try:
+        generator = torch.Generator().manual_seed(0)  # the same noise for every loss compared
+        z = torch.randn(n, G.z_dim, generator=generator).to(params[0].device)
+        grads = torch.autograd.grad(g_loss(D(G(z))), params)
+    finally:
+        for p, flag in zip(D.parameters(), d_state, strict=True):
+            p.requires_grad_(flag)
+    return torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])).item()
+
+
 #: name -> (discriminator loss, generator loss)
 LOSSES = {
     "minimax": (bce_d_loss, minimax_g_loss),

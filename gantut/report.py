@@ -15,8 +15,8 @@ from pathlib import Path
 MIME = "application/vnd.gantut.record+json"
 
 
-def record(name: str, value, note: str = ""):
-    """Show ``name = value`` (with an optional note) and store it in the output; returns value."""
+def record(name: str, value, note: str = "") -> None:
+    """Show ``name = value`` (with an optional note) and store it in the cell's output."""
     from IPython.display import display
 
     if hasattr(value, "item"):
@@ -26,7 +26,6 @@ def record(name: str, value, note: str = ""):
     shown = f"{value:.4g}" if isinstance(value, float) else str(value)
     text = f"{name} = {shown}" + (f"   ({note})" if note else "")
     display({MIME: {"name": name, "value": value}, "text/plain": text}, raw=True)
-    return value
 
 
 def read_records(notebook: str | Path) -> dict:
