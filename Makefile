@@ -6,6 +6,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 PROFILE ?= quick
 STAMP := $(VENV)/.installed
+# The JavaScript the site serves itself (MathJax, the ipywidgets manager), from npm, not a CDN.
+VENDOR := book/_static/vendor/mathjax/tex-chtml.js
 
 .PHONY: venv test book lab bench clean
 
@@ -18,14 +20,22 @@ $(STAMP): requirements.txt pyproject.toml
 
 venv: $(STAMP)
 
-test: $(STAMP)
+$(VENDOR): book/install_assets.sh
+	book/install_assets.sh
+
+# tests/test_book.py builds a book from the smoke executions in build/book-smoke and checks it,
+# in a real browser too (headless Chromium; .ci/run installs it).
+test: $(STAMP) $(VENDOR)
 	$(BIN)/ruff check gantut tests notebooks
 	GANTUT_PROFILE=smoke GANTUT_PROGRESS=0 MPLBACKEND=Agg $(BIN)/python -m pytest tests notebooks \
 		--nbval-lax --nbval-cell-timeout=300 -p no:cacheprovider
 
-book: $(STAMP)
+# Execute (cached) into book/notebooks/, then render those copies; a chapter of book/_toc.yml
+# without its notebook fails the build.
+book: $(STAMP) $(VENDOR)
 	$(BIN)/python -m gantut.execute --profile $(PROFILE) --out book/notebooks
-	$(BIN)/jupyter-book build book
+	@start=$$(date +%s); $(BIN)/jupyter-book build book && \
+		echo "book rendered in $$(( $$(date +%s) - start )) s; site: $$(du -sh book/_build/html | cut -f1)"
 	@echo "The book is at file://$(CURDIR)/book/_build/html/index.html"
 
 lab: $(STAMP)
@@ -35,4 +45,4 @@ bench: $(STAMP)
 	$(BIN)/python -m gantut.bench
 
 clean:
-	rm -rf build book/_build book/notebooks
+	rm -rf build book/_build book/notebooks book/_static/vendor

@@ -3,7 +3,8 @@
 This is the one executor behind ``make book`` (profile ``quick``) and ``make test``
 (profile ``smoke``). Each executed copy is written atomically to ``DIR`` beside a
 ``.key`` file holding a hash of the notebook, the profile and the ``gantut`` sources;
-an executed copy whose key still matches is not executed again.
+an executed copy whose key still matches is not executed again. Jupyter Book then renders
+the executed copies without executing anything (``book/_config.yml``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,39 @@ def cache_key(notebook: Path, profile: str) -> str:
     return h.hexdigest()
 
 
+_prepared = False
+
+
+def prepare_data() -> None:
+    """Fill the caches in ``data/`` (MNIST, the metrics' classifier) before any notebook runs.
+
+    Whichever notebook ran first on a fresh machine would otherwise show the one-off messages
+    of filling them (the offline-MNIST warning, "trained the metrics classifier") and pay for
+    it in its run time: an executed notebook must not depend on the order notebooks ran in.
+    """
+    global _prepared
+    if _prepared:
+        return
+    import warnings
+
+    from .data import load_mnist
+    from .utils import setup
+
+    setup(0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        mnist = load_mnist()
+        try:
+            from .metrics import load_classifier
+        except ImportError:  # the metrics module is optional to the executor
+            load_classifier = None
+        if load_classifier is not None:
+            load_classifier(mnist)
+    for w in caught:
+        print(f"note: {w.message}", flush=True)
+    _prepared = True
+
+
 def execute(notebook: Path, out_dir: Path, profile: str, seed: int = 0,
             cell_timeout: int = 600, force: bool = False) -> tuple[Path, float | None]:
     """Execute one notebook into ``out_dir`` unless its cached copy is current.
@@ -41,6 +75,7 @@ def execute(notebook: Path, out_dir: Path, profile: str, seed: int = 0,
     key = cache_key(notebook, profile)
     if not force and out.exists() and key_file.exists() and key_file.read_text() == key:
         return out, None
+    prepare_data()
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / f".{notebook.stem}.running.ipynb"
     env = {"GANTUT_PROFILE": profile, "GANTUT_PROGRESS": "0", "MPLBACKEND": "module://matplotlib_inline.backend_inline"}

@@ -1,0 +1,302 @@
+"""Sphinx extension for the gantut book: the parts of the site generated from the notebooks.
+
+- ``{gantut-corrections}``, a directive that lists every correction of the source found in
+  the notebooks (``<a id="correction-SLUG"></a>`` followed by a "What the source says / what
+  is right" box) and links each one to the cell that demonstrates it. The "Corrections to
+  the source" page is this directive, so the list is rebuilt from the notebooks at every
+  build and cannot go stale.
+- A "Run it yourself" box at the top of every notebook page: how to download the notebook
+  and open it in JupyterLab, and which profile and seed produced the outputs shown.
+- Checks at the start of the build: every chapter in ``_toc.yml`` has its notebook (a
+  missing one is an error that names it; ``GANTUT_BOOK_ALLOW_MISSING=1`` turns that into a
+  warning while chapters are being written), and the JavaScript the site serves itself
+  (``install_assets.sh``) is in place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from docutils import nodes
+from docutils.statemachine import StringList
+from sphinx.errors import ExtensionError
+from sphinx.util import logging
+from sphinx.util.docutils import SphinxDirective
+
+logger = logging.getLogger(__name__)
+
+ANCHOR = re.compile(r'<a id="(correction-[A-Za-z0-9_-]+)"></a>')
+FIELD = re.compile(r"\*\*(Source|Right|Evidence):\*\*")
+SECTION = re.compile(r"\(§\s*([0-9][0-9.]*)\s*\)")
+ASSETS = ("vendor/mathjax/tex-chtml.js", "vendor/require.js", "vendor/html-manager/embed-amd.js")
+
+
+@dataclass
+class Correction:
+    """One "What the source says / what is right" box of a notebook."""
+
+    slug: str          # the anchor id, "correction-..."
+    section: str       # the source's section it corrects, "2.2"
+    source: str        # markdown: what the source says
+    right: str         # markdown: what is right
+    evidence: str      # markdown: which cell shows it
+    docname: str = ""  # the notebook page, "notebooks/02_core_concepts"
+    title: str = ""    # that notebook's title
+
+
+def parse_corrections(markdown: str) -> list[Correction]:
+    """Every correction box in a piece of markdown (one notebook cell, or a whole page).
+
+    Raises ``ValueError`` naming the slug when a box lacks its section or one of the
+    Source / Right / Evidence fields, so that a malformed box fails the build.
+    """
+    found = []
+    lines = markdown.splitlines()
+    for i, line in enumerate(lines):
+        m = ANCHOR.search(line)
+        if not m:
+            continue
+        box = []
+        for nxt in lines[i + 1:]:
+            if not nxt.lstrip().startswith(">"):
+                if box or nxt.strip():
+                    break
+                continue  # blank lines between the anchor and the box
+            box.append(re.sub(r"^\s*> ?", "", nxt))
+        text = "\n".join(box)
+        section = SECTION.search(text.split("\n", 1)[0] if text else "")
+        parts = FIELD.split(text)  # [head, name, body, name, body, ...]
+        fields = {parts[k]: parts[k + 1].strip() for k in range(1, len(parts) - 1, 2)}
+        missing = [f for f in ("Source", "Right", "Evidence") if not fields.get(f)]
+        if not box or "What the source says / what is right" not in text:
+            raise ValueError(f"{m.group(1)}: the anchor is not followed by a "
+                             "'> **What the source says / what is right** (§x.y)' box")
+        if section is None:
+            raise ValueError(f"{m.group(1)}: the box's first line lacks the section, e.g. (§2.2)")
+        if missing:
+            raise ValueError(f"{m.group(1)}: the box lacks **{'**, **'.join(missing)}:**")
+        found.append(Correction(m.group(1), section.group(1).rstrip("."),
+                                fields["Source"], fields["Right"], fields["Evidence"]))
+    return found
+
+
+def notebook_corrections(path: Path, docname: str) -> list[Correction]:
+    """The corrections in one notebook's markdown cells, in order, tagged with the notebook."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    title, found = docname, []
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "markdown":
+            continue
+        src = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        if title == docname:
+            heading = re.search(r"^# (.+)$", src, re.M)
+            title = heading.group(1).strip() if heading else title
+        try:
+            found += parse_corrections(src)
+        except ValueError as e:
+            raise ExtensionError(f"{path}: {e}") from e
+    for c in found:
+        c.docname, c.title = docname, title
+    return found
+
+
+def _section_key(c: Correction):
+    return [int(x) for x in c.section.split(".") if x]
+
+
+def toc_chapters(app) -> list[str]:
+    """The docnames of the notebook chapters, in the order of ``_toc.yml``."""
+    site_map = getattr(app.env, "external_site_map", None) or app.config.external_site_map
+    ordered, stack = [], [site_map.root.docname]
+    while stack:  # depth-first, in TOC order
+        name = stack.pop(0)
+        if name in ordered:
+            continue
+        ordered.append(name)
+        doc = site_map[name] if name in site_map else None
+        stack = (doc.child_files() if doc else []) + stack
+    return [d for d in ordered if d.startswith("notebooks/")]
+
+
+class CorrectionsDirective(SphinxDirective):
+    """``{gantut-corrections}``: every correction of the source made in the notebooks."""
+
+    has_content = False
+
+    def run(self):
+        env = self.env
+        corrections, pages = [], 0
+        for docname in toc_chapters(env.app):
+            path = Path(env.doc2path(docname))
+            if not path.exists():
+                continue
+            env.note_dependency(str(path))
+            found = notebook_corrections(path, docname)
+            corrections += found
+            pages += bool(found)
+        env.gantut_corrections_docs = getattr(env, "gantut_corrections_docs", set()) | {env.docname}
+        slugs = [c.slug for c in corrections]
+        dupes = sorted({s for s in slugs if slugs.count(s) > 1})
+        if dupes:
+            raise ExtensionError(f"correction slugs must be unique across notebooks: {dupes}")
+        corrections.sort(key=_section_key)  # stable: notebook order within a section
+
+        out = [nodes.paragraph(text=f"{len(corrections)} corrections, demonstrated in "
+                                    f"{pages} notebooks, in the order of the source's sections.")]
+        for c in corrections:
+            box = nodes.container(classes=["gantut-correction"], ids=[f"list-{c.slug}"])
+            head = nodes.paragraph(classes=["gantut-correction-head"])
+            head += nodes.strong(text=f"§{c.section}")
+            head += nodes.Text("  ·  ")
+            uri = env.app.builder.get_relative_uri(env.docname, c.docname) + "#" + c.slug
+            head += nodes.reference("", f"{c.title} → the demonstration", refuri=uri,
+                                    internal=True, classes=["gantut-correction-link"])
+            box += head
+            md = (f"**Source:** {c.source}\n\n**Right:** {c.right}\n\n"
+                  f"**Evidence:** {c.evidence}\n")
+            body = nodes.container(classes=["gantut-correction-body"])
+            self.state.nested_parse(StringList(md.splitlines(), source=c.docname), 0, body)
+            box += body
+            out.append(box)
+        return out
+
+
+RUN_TIME = re.compile(r"Run time on a 2-core CPU:\**\s*(.+?)\s*$", re.M)
+
+
+def notebook_summary(path: Path) -> dict:
+    """Title, stated run time, and how the executed copy was run (papermill's metadata)."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    first = next((c for c in nb["cells"] if c["cell_type"] == "markdown"), {"source": ""})
+    src = "".join(first["source"])
+    title = re.search(r"^# (.+)$", src, re.M)
+    stated = RUN_TIME.search(src)
+    pm = nb.get("metadata", {}).get("papermill", {})
+    return {"title": title.group(1).strip() if title else path.stem,
+            "stated": stated.group(1).rstrip(".") if stated else "not stated",
+            "profile": pm.get("parameters", {}).get("profile", "?"),
+            "duration": pm.get("duration")}
+
+
+class ChaptersDirective(SphinxDirective):
+    """``{gantut-chapters}``: the chapters with their stated and measured run times."""
+
+    has_content = False
+
+    def run(self):
+        env = self.env
+        rows = ["| chapter | run time on a 2-core CPU (as stated) | this site: profile, time |",
+                "|---|---|---|"]
+        for docname in toc_chapters(env.app):
+            path = Path(env.doc2path(docname))
+            if not path.exists():
+                rows.append(f"| `{docname}` (not written yet) | | |")
+                continue
+            env.note_dependency(str(path))
+            s = notebook_summary(path)
+            took = f"{s['duration']:.0f} s" if s["duration"] else "?"
+            rel = posixpath.relpath(docname, posixpath.dirname(env.docname))
+            rows.append(f"| [{s['title']}]({rel}.ipynb) | {s['stated']} | {s['profile']}, {took} |")
+        env.gantut_corrections_docs = getattr(env, "gantut_corrections_docs", set()) | {env.docname}
+        table = nodes.container(classes=["gantut-chapters"])
+        self.state.nested_parse(StringList(rows, source=env.docname), 0, table)
+        return [table]
+
+
+def _always_reread_corrections(app, env, added, changed, removed):
+    """Pages generated from the notebooks depend on all of them: read them again at each build."""
+    return sorted(getattr(env, "gantut_corrections_docs", set()) & set(env.found_docs))
+
+
+def _check_sources(app):
+    """Fail early, and say what to do, when a chapter's notebook or the site's JavaScript is missing."""
+    static = Path(app.srcdir) / "_static"
+    absent = [a for a in ASSETS if not (static / a).exists()]
+    if absent:
+        raise ExtensionError(f"{', '.join(absent)} missing under {static}: run "
+                             "book/install_assets.sh (or `make book`), which installs them from npm")
+    missing = []
+    for docname in toc_chapters(app):
+        if not any((Path(app.srcdir) / f"{docname}{suffix}").exists()
+                   for suffix in app.config.source_suffix):
+            missing.append(docname)
+    if not missing:
+        return
+    msg = (f"gantut: _toc.yml lists {len(missing)} chapter(s) with no executed notebook in "
+           f"{app.srcdir}: {', '.join(missing)}. Write notebooks/<name>.ipynb and run `make book` "
+           "(which executes it into book/notebooks/), or remove the chapter from _toc.yml.")
+    if os.environ.get("GANTUT_BOOK_ALLOW_MISSING", "") not in ("", "0"):
+        logger.warning(msg + " (allowed: GANTUT_BOOK_ALLOW_MISSING is set)",
+                       type="gantut", subtype="missing_chapter")
+    else:
+        raise ExtensionError(msg)
+
+
+def _run_it_yourself(app, doctree):
+    """Put a "Run it yourself" box under the title of each notebook page."""
+    docname = app.env.docname
+    path = Path(app.env.doc2path(docname))
+    if not docname.startswith("notebooks/") or path.suffix != ".ipynb":
+        return
+    meta = json.loads(path.read_text(encoding="utf-8")).get("metadata", {}).get("papermill", {})
+    params = meta.get("parameters", {})
+    name = path.name
+    download = posixpath.relpath(f"_sources/{docname}.ipynb", posixpath.dirname(docname))
+
+    box = nodes.admonition(classes=["tip", "gantut-run"])
+    box += nodes.title(text="Run it yourself")
+    p = nodes.paragraph()
+    p += nodes.Text("Download ")
+    p += nodes.reference("", name, refuri=download, classes=["gantut-download"])
+    p += nodes.Text(" (also under ⤓ at the top of the page) and open it in JupyterLab, or, in a "
+                    "clone of gantut, run ")
+    p += nodes.literal(text="make lab")
+    p += nodes.Text(" and open ")
+    p += nodes.literal(text=f"notebooks/{name}")
+    p += nodes.Text(". ")
+    p += nodes.literal(text="GANTUT_PROFILE=smoke make lab")
+    p += nodes.Text(" runs every cell in seconds; the default profile, quick, shows the results "
+                    "on this page in minutes on a laptop CPU.")
+    box += p
+    if params:
+        shown = nodes.paragraph()
+        took = meta.get("duration")
+        took = "" if not took else f", in {took:.0f} s" if took < 120 else f", in {took / 60:.1f} min"
+        shown += nodes.Text(f"The outputs below were produced with profile "
+                            f"{params.get('profile', '?')}, seed {params.get('seed', '?')}{took}.")
+        box += shown
+    # papermill's injected copy of the parameters repeats the parameters cell: not for readers
+    for cell in list(doctree.findall(nodes.container)):
+        if "tag_injected-parameters" in cell.get("classes", []):
+            cell.parent.remove(cell)
+    # Just before the parameters cell (after the notebook's introduction), else under the title.
+    for cell in doctree.findall(nodes.container):
+        if "tag_parameters" in cell.get("classes", []):
+            cell.parent.insert(cell.parent.index(cell), box)
+            return
+    section = doctree.next_node(nodes.section)
+    if section is not None:
+        section.insert(section.index(section.next_node(nodes.title)) + 1, box)
+
+
+def _unlist_vendored_js(app, config):
+    """Jupyter Book 1 adds every .js under _static to every page; the vendored scripts load
+    themselves (MathJax its components, the widget manager on pages with widgets), so drop them."""
+    config.html_js_files = [f for f in config.html_js_files
+                            if not str(f[0] if isinstance(f, tuple) else f).startswith("vendor/")]
+
+
+def setup(app):
+    app.connect("config-inited", _unlist_vendored_js)
+    app.add_directive("gantut-corrections", CorrectionsDirective)
+    app.add_directive("gantut-chapters", ChaptersDirective)
+    app.connect("builder-inited", _check_sources)
+    app.connect("env-get-outdated", _always_reread_corrections)
+    app.connect("doctree-read", _run_it_yourself)
+    app.add_css_file("gantut.css")
+    return {"version": "1.0", "parallel_read_safe": False, "parallel_write_safe": True}
