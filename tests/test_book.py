@@ -87,6 +87,50 @@ def pages(build_log) -> dict[str, BeautifulSoup]:
             for p in HTML.rglob("*.html") if "_static" not in p.parts}
 
 
+def _extension():
+    """book/_ext/gantut_book.py, the Sphinx extension that writes the generated pages."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gantut_book", BOOK / "_ext" / "gantut_book.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up there
+    spec.loader.exec_module(mod)
+    return mod
+
+
+BOX = """Some text.
+
+<a id="correction-softmax"></a>
+> **What the source says / what is right** (§3.1.2)
+>
+> **Source:** “输出通常被softmax函数处理” (the output is usually passed through a softmax)
+>
+> **Right:** a softmax over one output is the constant 1; use a sigmoid,
+> $D(x) = \\sigma(\\ell)$.
+>
+> **Evidence:** the cell below prints the softmax of D's output: all ones.
+
+More text."""
+
+
+def test_correction_parser_reads_a_box():
+    (c,) = _extension().parse_corrections(BOX)
+    assert (c.slug, c.section) == ("correction-softmax", "3.1.2")
+    assert c.source.startswith("“输出通常")
+    assert c.right.endswith("$D(x) = \\sigma(\\ell)$.") and "\n" in c.right
+    assert c.evidence.startswith("the cell below")
+
+
+@pytest.mark.parametrize("broken, message", [
+    (BOX.replace("(§3.1.2)", ""), "lacks the section"),
+    (BOX.replace("> **Evidence:**", "> Evidence:"), "lacks **Evidence:**"),
+    (BOX.replace("> **What the source says / what is right** (§3.1.2)\n>\n", ""), "not followed by"),
+])
+def test_correction_parser_rejects_a_malformed_box(broken, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        _extension().parse_corrections(broken)
+
+
 def test_every_notebook_is_a_chapter():
     """A notebook outside the TOC would be executed by `make book` and then never shown."""
     orphans = sorted({p.stem for p in NOTEBOOKS.glob("*.ipynb")} - set(CHAPTERS))

@@ -105,6 +105,10 @@ def notebook_corrections(path: Path, docname: str) -> list[Correction]:
     return found
 
 
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 def _section_key(c: Correction):
     return [int(x) for x in c.section.split(".") if x]
 
@@ -146,8 +150,9 @@ class CorrectionsDirective(SphinxDirective):
             raise ExtensionError(f"correction slugs must be unique across notebooks: {dupes}")
         corrections.sort(key=_section_key)  # stable: notebook order within a section
 
-        out = [nodes.paragraph(text=f"{len(corrections)} corrections, demonstrated in "
-                                    f"{pages} notebooks, in the order of the source's sections.")]
+        out = [nodes.paragraph(text=f"{_count(len(corrections), 'correction')}, demonstrated in "
+                                    f"{_count(pages, 'notebook')}, in the order of the source's "
+                                    "sections.")]
         for c in corrections:
             box = nodes.container(classes=["gantut-correction"], ids=[f"list-{c.slug}"])
             head = nodes.paragraph(classes=["gantut-correction-head"])
