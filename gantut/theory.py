@@ -142,7 +142,7 @@ def generator_density(G: MLPGenerator) -> Normal:
 
 
 def train_1d_gan(p_data: Distribution, G: nn.Module, *, steps: int, lr_g: float = 0.0,
-                 lr_d: float = 1e-3, n_data: int = 20000, batch_size: int = 256, hidden=(64, 64),
+                 lr_d: float = 1e-3, n_data: int = 20000, batch_size: int = 128, hidden=(64, 64),
                  device="cpu", **fit_kw) -> GANTrainer:
     """Train a 1-D GAN on ``n_data`` samples of ``p_data`` and return the trainer.
 
