@@ -357,7 +357,7 @@ def class_histogram(x_or_sampler, mnist: MNIST, n: int = 1000, seed: int = 0) ->
 def class_entropy(hist: torch.Tensor) -> float:
     """Entropy (nats) of a class histogram: log(10) = 2.30 when every digit is equally common."""
     p = hist[hist > 0]
-    return float(-(p * p.log()).sum())
+    return float(-(p * p.log()).sum()) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
 def evaluate(x_or_sampler, mnist: MNIST, n: int = 1000, seed: int = 0) -> dict:

