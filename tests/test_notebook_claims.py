@@ -1,0 +1,87 @@
+"""The claims the notebooks make, asserted on the numbers they record when executed in smoke.
+
+Each notebook ``record``s its key numbers (:mod:`gantut.report`). These tests execute the
+notebook through the same cached executor as ``tests/test_notebooks.py`` (a copy in
+``build/smoke`` whose notebook, profile and gantut sources are unchanged is reused) and
+assert the claims that already hold at the smoke profile's size; claims that need the
+``quick`` profile's longer runs are stated in the notebooks and not asserted here.
+"""
+
+import functools
+import math
+
+import pytest
+
+from gantut.execute import NOTEBOOKS, ROOT, execute
+from gantut.report import read_records
+
+SMOKE_DIR = ROOT / "build" / "smoke"
+
+
+@functools.cache
+def records(stem: str) -> dict:
+    """The recorded numbers of ``notebooks/<stem>.ipynb`` executed in the smoke profile."""
+    out, _ = execute(NOTEBOOKS / f"{stem}.ipynb", SMOKE_DIR, "smoke", cell_timeout=300)
+    return read_records(out)
+
+
+# ------------------------------------------------------------------ 01_background
+def test_01_exact_likelihood_models_sample_far_worse_than_real_digits():
+    r = records("01_background")
+    assert r["fid_ppca"] > 5 * r["fid_training_digits"]
+    assert r["fid_independent_pixels"] > 5 * r["fid_training_digits"]
+    assert r["ll_independent_pixels"] < 0
+
+
+def test_01_a_likelihood_model_classifies_by_bayes_rule_behind_a_cnn():
+    r = records("01_background")
+    assert 0.5 < r["bayes_pixels_accuracy"] < r["cnn_accuracy"]
+
+
+# ------------------------------------------------------------------ 02_core_concepts
+def test_02_toy_gan_moves_samples_onto_the_ring_and_d_loses_its_edge():
+    r = records("02_core_concepts")
+    assert r["toy_hq_rate_end"] > r["toy_hq_rate_start"]
+    assert r["toy_d_accuracy_end"] < r["toy_d_accuracy_peak"]
+
+
+# ------------------------------------------------------------------ 03_math
+def test_03_softmax_over_one_output_is_the_constant_1_with_zero_gradient():
+    r = records("03_math")
+    assert r["softmax_max_deviation_from_1"] == 0
+    assert r["softmax_gradient_abs_sum"] == 0
+
+
+def test_03_trained_discriminator_matches_d_star():
+    r = records("03_math")
+    assert r["dstar_mean_abs_error"] < 0.03
+    assert r["v_trained_d"] <= r["v_optimal_d"] + 1e-6  # D* maximises V
+
+
+def test_03_value_at_d_star_is_minus_log4_plus_2_jsd():
+    r = records("03_math")
+    assert r["jsd_identity_max_abs_diff"] < 1e-6
+    # G maximises D's error: the best D's error rises to log 4 when p_g = p_data
+    assert r["best_d_error_at_p_data"] == pytest.approx(math.log(4), abs=1e-6)
+    assert r["best_d_error_far_generator"] < r["best_d_error_at_p_data"]
+
+
+def test_03_at_equilibrium_the_discriminator_is_one_half():
+    r = records("03_math")
+    assert r["equilibrium_d_mean_abs_from_half_start"] > 0.2
+    assert r["equilibrium_d_mean_abs_from_half"] < 0.02
+    assert r["equilibrium_jsd"] < 0.01
+
+
+def test_03_non_saturating_gradient_beats_saturating_as_d_wins():
+    r = records("03_math")
+    assert r["logit_grad_nonsaturating_at_1e-3"] > 100 * r["logit_grad_minimax_at_1e-3"]
+    assert r["far_d_of_fake"] < 0.05
+    assert r["far_grad_ratio"] > 5
+
+
+def test_03_reparameterisation_has_lower_variance_than_score_function():
+    r = records("03_math")
+    assert r["toy_variance_reparam"] < r["toy_variance_score"]
+    assert r["vae_variance_reparam"] < r["vae_variance_score_baseline"] < r["vae_variance_score"]
+    assert r["vae_variance_ratio"] > 100
