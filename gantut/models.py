@@ -68,11 +68,23 @@ class Generator(nn.Module):
         return torch.cat([z, nn.functional.one_hot(y, self.n_classes).to(z.dtype)], dim=1)
 
 
-def _mlp(sizes, act: str, sn: bool = False, dropout: float = 0.0) -> nn.Sequential:
+NORMS = {"batch": nn.BatchNorm1d, "layer": nn.LayerNorm}
+
+
+def _check_norm(norm: str | None) -> str | None:
+    if norm is not None and norm not in NORMS:
+        raise ValueError(f"unknown norm {norm!r}: choose None, {' or '.join(NORMS)}")
+    return norm
+
+
+def _mlp(sizes, act: str, sn: bool = False, dropout: float = 0.0,
+         norm: str | None = None) -> nn.Sequential:
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         layers.append(_sn(nn.Linear(a, b)) if sn else nn.Linear(a, b))
         if i < len(sizes) - 2:
+            if norm:
+                layers.append(NORMS[norm](b))
             layers.append(activation(act))
             if dropout:
                 layers.append(nn.Dropout(dropout))
@@ -93,13 +105,16 @@ class MLPGenerator(Generator):
         out_shape: shape of one sample; ``(2,)`` makes the 2-D toy generator.
         out_act: output activation name, or ``None`` for none (the toy problems).
         n_classes: > 0 makes it class-conditional (one-hot labels joined to ``z``).
+        norm: ``None`` (the source), ``"batch"`` or ``"layer"``: a normalisation layer
+            between each hidden linear layer and its activation (notebook 06, Q3).
     """
 
     def __init__(self, z_dim=100, hidden=(128, 128), act="leakyrelu", out_shape=(1, 28, 28),
-                 out_act: str | None = "tanh", n_classes: int = 0):
+                 out_act: str | None = "tanh", n_classes: int = 0, norm: str | None = None):
         super().__init__()
         self.z_dim, self.n_classes, self.out_shape = z_dim, n_classes, tuple(out_shape)
-        self.net = _mlp([z_dim + n_classes, *hidden, math.prod(out_shape)], act)
+        self.net = _mlp([z_dim + n_classes, *hidden, math.prod(out_shape)], act,
+                        norm=_check_norm(norm))
         self.out_act = activation(out_act) if out_act else nn.Identity()
 
     def forward(self, z, y=None):
@@ -121,13 +136,20 @@ class MLPDiscriminator(nn.Module):
         dropout: dropout after each hidden activation (slows D's memorising of small data).
         spectral_norm: wrap every linear layer in spectral normalisation (Miyato 2018).
         n_classes: > 0 makes it class-conditional with a projection head (Miyato 2018b).
+        norm: ``None`` (the source), ``"batch"`` or ``"layer"``: a normalisation layer
+            between each hidden linear layer and its activation. Batch norm in D mixes
+            the samples of a batch, and the trainer shows D all-real and all-fake
+            batches separately; layer norm normalises each sample on its own.
     """
 
     def __init__(self, in_shape=(1, 28, 28), hidden=(128, 128), act="leakyrelu",
-                 dropout=0.0, spectral_norm=False, n_classes: int = 0):
+                 dropout=0.0, spectral_norm=False, n_classes: int = 0, norm: str | None = None):
         super().__init__()
         self.in_shape, self.n_classes = tuple(in_shape), n_classes
-        self.body = _mlp([math.prod(in_shape), *hidden], act, spectral_norm, dropout)
+        self.body = _mlp([math.prod(in_shape), *hidden], act, spectral_norm, dropout,
+                         _check_norm(norm))
+        if norm:
+            self.body.append(NORMS[norm](hidden[-1]))
         self.body.append(activation(act))
         self.head = _sn(nn.Linear(hidden[-1], 1)) if spectral_norm else nn.Linear(hidden[-1], 1)
         self.embed = nn.Embedding(n_classes, hidden[-1]) if n_classes else None

@@ -1,0 +1,176 @@
+"""Probes that look inside a network: dead units, gradients by layer, G's gradient under a strong D.
+
+Notebook 06 (the source's FAQ) answers two questions with them:
+
+- *Which activation?* :func:`activation_stats` measures, for every hidden activation
+  layer, the share of units that pass (almost) no gradient for any input of a batch --
+  dead ReLUs, saturated sigmoids and tanhs -- and the average gradient a unit passes.
+- *Why do gradients vanish, and what helps?* :func:`layer_grad_norms` shows gradients
+  shrinking layer by layer through a deep network (a problem of depth), and
+  :func:`probe_generator_gradients` trains D alone against a frozen G and measures the
+  gradient each generator loss would send to G as D gets stronger (a problem of the
+  loss: Arjovsky & Bottou 2017, figure 2). :func:`generator_grad_norm` measures that
+  gradient before and after the gradient clipping the source recommends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from .losses import get_loss
+from .train import GANTrainer
+
+# The derivative of each activation, computed from its output, divided by its largest value
+# (ReLU and LeakyReLU: 1 at x > 0; sigmoid: 1/4 at x = 0; tanh: 1 at x = 0).
+_RELATIVE_DERIVATIVE: dict[type, Callable[[nn.Module, torch.Tensor], torch.Tensor]] = {
+    nn.ReLU: lambda m, y: (y > 0).float(),
+    nn.LeakyReLU: lambda m, y: torch.where(y > 0, 1.0, m.negative_slope),
+    nn.Sigmoid: lambda m, y: 4 * y * (1 - y),
+    nn.Tanh: lambda m, y: 1 - y**2,
+}
+
+
+@torch.no_grad()
+def activation_stats(model: nn.Module, inputs: torch.Tensor, threshold: float = 0.01,
+                     skip: tuple[str, ...] = ("out_act",)) -> list[dict]:
+    """How much gradient the hidden units of ``model`` can pass, on the batch ``inputs``.
+
+    For every activation module (ReLU, LeakyReLU, sigmoid, tanh) whose name is not in
+    ``skip`` (by default a generator's output activation), in forward order, one row:
+
+    - ``layer``: the module's name, ``activation``: its class name, ``units``: its width;
+    - ``dead``: share of units whose derivative is below ``threshold`` times the
+      activation's largest derivative *for every input of the batch*. Such a unit sends
+      no gradient back to the layers below, whatever the input: a dead ReLU (negative
+      pre-activation everywhere), a sigmoid or tanh saturated at one end. A LeakyReLU unit
+      is never dead (its smallest derivative is its slope, 0.2);
+    - ``gain``: the unit's derivative relative to the largest, averaged over units and
+      inputs (1 = every unit passes its full gradient).
+
+    The model runs once in eval mode (dropout off); its mode is restored afterwards.
+    """
+    rows: list[dict] = []
+    hooks = []
+    for name, module in model.named_modules():
+        kind = next((k for k in _RELATIVE_DERIVATIVE if type(module) is k), None)
+        if kind is None or name in skip:
+            continue
+
+        def hook(m, _inp, out, name=name, kind=kind):
+            d = _RELATIVE_DERIVATIVE[kind](m, out).flatten(1)  # N x units
+            rows.append({"layer": name, "activation": kind.__name__, "units": d.shape[1],
+                         "dead": (d < threshold).all(0).float().mean().item(),
+                         "gain": d.mean().item()})
+
+        hooks.append(module.register_forward_hook(hook))
+    if not hooks:
+        raise ValueError(f"{type(model).__name__} has no ReLU, LeakyReLU, Sigmoid or Tanh module "
+                         f"outside {skip}: nothing to measure")
+    was_training = model.training
+    model.eval()
+    try:
+        model(inputs)
+    finally:
+        model.train(was_training)
+        for h in hooks:
+            h.remove()
+    return rows
+
+
+def dead_unit_share(model: nn.Module, inputs: torch.Tensor, threshold: float = 0.01) -> float:
+    """Share of all hidden units of ``model`` that are dead on ``inputs`` (see
+    :func:`activation_stats`), weighting each layer by its width."""
+    rows = activation_stats(model, inputs, threshold)
+    return sum(r["dead"] * r["units"] for r in rows) / sum(r["units"] for r in rows)
+
+
+def layer_grad_norms(model: nn.Module, loss_fn: Callable[[nn.Module], torch.Tensor]) -> list[float]:
+    """Gradient norm of the weight of every ``nn.Linear`` in ``model``, input side first,
+    for the scalar ``loss_fn(model)``. Nothing is updated; gradients are cleared after.
+
+    In a deep network whose gradients vanish, the norms fall from the last layer to the
+    first: each layer multiplies the backward signal by its weights and by its
+    activation's derivative (at most 1/4 for a sigmoid).
+    """
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ValueError(f"{type(model).__name__} has no nn.Linear layer")
+    weights = [m.weight for m in linears]
+    grads = torch.autograd.grad(loss_fn(model), weights, allow_unused=True)
+    return [0.0 if g is None else g.norm().item() for g in grads]
+
+
+def generator_grad_norm(G: nn.Module, D: nn.Module, loss: str, clip: float | None = None,
+                        n: int = 256, seed: int = 0) -> float:
+    """Norm of the gradient generator loss ``loss`` sends to G's parameters on ``n`` fixed
+    noise vectors, with D frozen -- *after* clipping it to ``clip`` with
+    ``torch.nn.utils.clip_grad_norm_``, as :class:`~gantut.train.GANTrainer` does when
+    ``clip_grad`` is set (``clip=None``: no clipping).
+
+    Nothing is updated and G's ``.grad`` fields are left as they were.
+    """
+    _, g_loss = get_loss(loss)
+    params = [p for p in G.parameters() if p.requires_grad]
+    saved = [p.grad for p in params]
+    d_flags = [p.requires_grad for p in D.parameters()]
+    D.requires_grad_(False)
+    try:
+        z = torch.randn(n, G.z_dim, generator=torch.Generator().manual_seed(seed))
+        for p in params:
+            p.grad = None
+        g_loss(D(G(z.to(params[0].device)))).backward()
+        if clip is not None:
+            nn.utils.clip_grad_norm_(params, clip)
+        return torch.linalg.vector_norm(
+            torch.stack([p.grad.norm() for p in params if p.grad is not None])).item()
+    finally:
+        for p, g in zip(params, saved, strict=True):
+            p.grad = g
+        for p, flag in zip(D.parameters(), d_flags, strict=True):
+            p.requires_grad_(flag)
+
+
+def probe_generator_gradients(G: nn.Module, D: nn.Module, x: torch.Tensor, *, steps: int,
+                              every: int, loss: str = "minimax",
+                              probes: dict[str, dict] | None = None, **trainer_kw):
+    """Train D alone against the frozen G for ``steps`` steps and, every ``every`` steps
+    (and before the first), measure G's gradient norm under each probe.
+
+    D is trained with ``loss``'s discriminator loss by an ordinary
+    :class:`~gantut.train.GANTrainer` whose generator learning rate is 0, so G stays
+    exactly as it is. ``probes`` maps a column name to keyword arguments of
+    :func:`generator_grad_norm`, e.g. ``{"minimax": {"loss": "minimax"}, "clipped":
+    {"loss": "minimax", "clip": 1.0}}`` (default: the generator loss of ``loss``).
+
+    Returns ``(trainer, DataFrame)``: the frame has ``step``, ``d_fake`` (mean D(G(z)) as
+    a probability for the BCE losses, a raw score otherwise) and one column per probe.
+    """
+    import pandas as pd
+
+    probes = probes or {loss: {"loss": loss}}
+    trainer = GANTrainer(G, D, loss=loss, lr_g=0.0, **trainer_kw)
+    rows = []
+    z_fixed = torch.randn(256, G.z_dim, generator=torch.Generator().manual_seed(1))
+    z_fixed = z_fixed.to(trainer.device)
+
+    def measure(tr):
+        with torch.no_grad():
+            was = D.training
+            D.eval()
+            f = D(G(z_fixed))
+            D.train(was)
+        d_fake = torch.sigmoid(f).mean().item() if loss in ("minimax", "nonsaturating") \
+            else f.mean().item()
+        rows.append({"step": tr.step, "d_fake": d_fake,
+                     **{name: generator_grad_norm(G, D, **kw) for name, kw in probes.items()}})
+
+    measure(trainer)
+    trainer.fit(x, steps=steps, callback=measure, every=every, progress=False)
+    return trainer, pd.DataFrame(rows).set_index("step")
+
+
+__all__ = ["activation_stats", "dead_unit_share", "generator_grad_norm", "layer_grad_norms",
+           "probe_generator_gradients"]

@@ -1,0 +1,104 @@
+import pytest
+import torch
+from torch import nn
+
+from gantut.diagnostics import (
+    activation_stats,
+    dead_unit_share,
+    generator_grad_norm,
+    layer_grad_norms,
+    probe_generator_gradients,
+)
+from gantut.losses import generator_gradient_norm
+from gantut.models import MLPDiscriminator, MLPGenerator
+
+
+def _net(act: nn.Module, bias: float) -> nn.Sequential:
+    """Two units behind a fixed linear layer: unit 0 gets +5*x0 + bias, unit 1 gets -5*x0 + bias."""
+    lin = nn.Linear(1, 2)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[5.0], [-5.0]]))
+        lin.bias.fill_(bias)
+    return nn.Sequential(lin, act)
+
+
+def test_dead_relu_is_counted_and_leaky_relu_never_dies():
+    x = torch.rand(100, 1) + 0.1  # positive inputs: unit 1 (weight -5) is always negative
+    rows = activation_stats(_net(nn.ReLU(), 0.0), x)
+    assert rows == [{"layer": "1", "activation": "ReLU", "units": 2, "dead": 0.5, "gain": 0.5}]
+    assert activation_stats(_net(nn.LeakyReLU(0.2), 0.0), x)[0]["dead"] == 0.0
+
+
+@pytest.mark.parametrize("act", [nn.Sigmoid(), nn.Tanh()])
+def test_saturated_units_are_dead(act):
+    x = torch.rand(100, 1) + 2.0  # pre-activations +-(10..15): both units saturate
+    assert activation_stats(_net(act, 0.0), x)[0]["dead"] == 1.0
+    near_zero = torch.rand(100, 1) * 0.01  # pre-activations ~0: full derivative
+    row = activation_stats(_net(act, 0.0), near_zero)[0]
+    assert row["dead"] == 0.0 and row["gain"] > 0.99
+
+
+def test_stats_skip_the_generator_output_and_restore_the_mode():
+    G = MLPGenerator(act="relu")
+    G.train()
+    rows = activation_stats(G, torch.randn(64, 100))
+    assert [r["layer"] for r in rows] == ["net.1", "net.3"]  # out_act (tanh) skipped
+    assert G.training
+    share = dead_unit_share(G, torch.randn(64, 100))
+    assert 0.0 <= share <= 1.0
+
+
+def test_stats_refuse_a_model_without_activations():
+    with pytest.raises(ValueError, match="nothing to measure"):
+        activation_stats(nn.Linear(3, 3), torch.randn(2, 3))
+
+
+def test_layer_grad_norms_fall_through_a_deep_sigmoid_net_and_batch_norm_restores_them():
+    z = torch.randn(128, 100)
+    D = MLPDiscriminator()
+
+    def loss(G):
+        return D(G(z)).mean()
+
+    plain = layer_grad_norms(MLPGenerator(hidden=(128,) * 8, act="sigmoid"), loss)
+    normed = layer_grad_norms(MLPGenerator(hidden=(128,) * 8, act="sigmoid", norm="batch"), loss)
+    assert len(plain) == 9
+    assert plain[0] / plain[-1] < 1e-5  # vanished through depth
+    assert normed[0] / normed[-1] > 1e3 * plain[0] / plain[-1]
+
+
+def test_normalised_mlps_build_and_reject_unknown_norms():
+    for norm in ("batch", "layer"):
+        G, D = MLPGenerator(norm=norm), MLPDiscriminator(norm=norm, dropout=0.3)
+        assert D(G(torch.randn(4, 100))).shape == (4,)
+        assert sum(isinstance(m, (nn.BatchNorm1d, nn.LayerNorm)) for m in D.modules()) == 2
+    with pytest.raises(ValueError, match="unknown norm 'group'"):
+        MLPGenerator(norm="group")
+
+
+def test_generator_grad_norm_matches_losses_and_clipping_only_shrinks():
+    G, D = MLPGenerator(), MLPDiscriminator()
+    for loss in ("minimax", "nonsaturating"):
+        assert generator_grad_norm(G, D, loss) == pytest.approx(generator_gradient_norm(G, D, loss),
+                                                                rel=1e-5)
+    raw = generator_grad_norm(G, D, "nonsaturating")
+    for clip in (raw / 10, raw * 10):
+        clipped = generator_grad_norm(G, D, "nonsaturating", clip=clip)
+        assert clipped == pytest.approx(min(raw, clip), rel=1e-4)
+    assert all(p.grad is None for p in G.parameters())  # left as they were
+    assert all(p.requires_grad for p in D.parameters())
+
+
+def test_probe_keeps_g_fixed_and_minimax_gradient_collapses(small_mnist):
+    x, _ = small_mnist
+    G, D = MLPGenerator(), MLPDiscriminator()
+    before = [p.detach().clone() for p in G.parameters()]
+    probes = {"minimax": {"loss": "minimax"}, "nonsaturating": {"loss": "nonsaturating"},
+              "clipped": {"loss": "minimax", "clip": 0.01}}
+    _, df = probe_generator_gradients(G, D, x, steps=150, every=50, probes=probes)
+    assert list(df.index) == [0, 50, 100, 150]
+    assert all(torch.equal(a, b) for a, b in zip(before, G.parameters(), strict=True))
+    assert df["d_fake"].iloc[-1] < 0.05  # D has learned to reject G's samples
+    assert df["minimax"].iloc[-1] < df["minimax"].max() / 5
+    assert df["nonsaturating"].iloc[-1] > 10 * df["minimax"].iloc[-1]
+    assert (df["clipped"] <= df["minimax"] * (1 + 1e-5)).all()
