@@ -268,6 +268,10 @@ class VAE(nn.Module):
         kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
         return {"elbo": (recon - kl).mean(), "recon": recon.mean(), "kl": kl.mean()}
 
+    def forward(self, x) -> dict[str, torch.Tensor]:
+        """The same as :meth:`elbo`: DistributedDataParallel wraps ``forward`` only."""
+        return self.elbo(x)
+
     @torch.no_grad()
     def sample(self, n: int, y=None) -> torch.Tensor:
         z = torch.randn(n, self.z_dim, device=next(self.parameters()).device)

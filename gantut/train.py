@@ -9,7 +9,14 @@ Read :meth:`GANTrainer.train_step` for the algorithm; everything else here is ma
 - a NaN or infinite loss stops the run with :class:`TrainingDiverged`, which names the
   step and what to try;
 - checkpoints are written atomically and hold the random state, so a resumed run
-  continues exactly as an uninterrupted one would (on the CPU).
+  continues exactly as an uninterrupted one would (on the CPU);
+- setting :attr:`Trainer.stop_requested` (a Stop button, Ctrl-C in the CLI) ends
+  :meth:`Trainer.fit` cleanly after the current step, with a final evaluation and checkpoint.
+
+Multi-process training (``torchrun``, see :mod:`gantut.distributed`) uses three hooks
+that a single process leaves alone: ``ddp`` (the DistributedDataParallel wrappers that
+the training forward passes go through), ``shard`` (which slice of each batch this
+process trains on) and ``data_generator`` (the batch order all processes share).
 """
 
 from __future__ import annotations
@@ -51,27 +58,47 @@ class History(list):
 
 
 class Batches:
-    """Random mini-batches sliced from tensors on the device, an epoch at a time."""
+    """Random mini-batches sliced from tensors on the device, an epoch at a time.
 
-    def __init__(self, *tensors: torch.Tensor, batch_size: int):
+    With ``shard=(rank, world)`` (multi-process training) every process draws the same
+    permutation from the shared ``generator`` and keeps its own ``1/world`` slice of each
+    batch. The sequence of whole batches -- and so the state a checkpoint saves -- is then
+    the same for any number of processes.
+    """
+
+    def __init__(self, *tensors: torch.Tensor, batch_size: int, shard: tuple[int, int] = (0, 1),
+                 generator: torch.Generator | None = None):
         n = len(tensors[0])
         if batch_size > n:
             raise ValueError(f"batch_size={batch_size} is larger than the dataset ({n} items)")
+        if batch_size % shard[1]:
+            raise ValueError(f"batch_size={batch_size} cannot be split evenly over {shard[1]} "
+                             f"processes: use a number of processes that divides it")
         self.tensors, self.batch_size, self.n = tensors, batch_size, n
+        self.shard, self.generator = shard, generator
         self.perm, self.pos = torch.arange(n), n  # the first batch draws a permutation
 
     def __next__(self):
         if self.pos + self.batch_size > self.n:
-            self.perm, self.pos = torch.randperm(self.n), 0
-        idx = self.perm[self.pos:self.pos + self.batch_size].to(self.tensors[0].device)
+            self.perm, self.pos = torch.randperm(self.n, generator=self.generator), 0
+        idx = self.perm[self.pos:self.pos + self.batch_size]
+        rank, world = self.shard
+        if world > 1:
+            idx = idx.chunk(world)[rank]
+        idx = idx.to(self.tensors[0].device)
         self.pos += self.batch_size
         return tuple(t[idx] for t in self.tensors)
 
     def state_dict(self):
-        return {"perm": self.perm, "pos": self.pos}
+        state = {"perm": self.perm, "pos": self.pos}
+        if self.generator is not None:
+            state["generator"] = self.generator.get_state()
+        return state
 
     def load_state_dict(self, state):
         self.perm, self.pos = state["perm"], state["pos"]
+        if self.generator is not None and "generator" in state:
+            self.generator.set_state(state["generator"])
 
 
 def _progress_default() -> bool:
@@ -97,6 +124,12 @@ class Trainer:
         self.batches: Batches | None = None
         self._resumed_batches: dict | None = None
         self.config: dict = {}
+        self.meta: dict = {}  # saved with checkpoints, not checked (the CLI keeps its run here)
+        self.stop_requested = False  # set it to end fit() cleanly after the current step
+        # multi-process training (gantut.distributed sets these; one process leaves them)
+        self.ddp: dict[str, nn.Module] = {}  # DistributedDataParallel wrappers, by module name
+        self.shard = (0, 1)  # (rank, number of processes)
+        self.data_generator: torch.Generator | None = None  # batch order shared by all ranks
 
     # ------------------------------------------------------------------ the loop
     def train_step(self, *batch) -> dict[str, float]:
@@ -115,12 +148,16 @@ class Trainer:
                 and at the end; rows go to :attr:`evals`. Its time is not training time.
             checkpoint: path written every ``checkpoint_every`` steps and at the end.
             progress: a tqdm bar (default: on, unless ``GANTUT_PROGRESS=0``).
+
+        Setting :attr:`stop_requested` (from ``callback``, a button or a signal handler)
+        ends the run after the current step, which is then evaluated and checkpointed.
         """
         tensors = (x,) if y is None else (x, y)
         tensors = tuple(t.to(self.device) for t in tensors)
         if self.batches is None or self.batches.tensors[0] is not tensors[0]:
             state = self.batches.state_dict() if self.batches else self._resumed_batches
-            self.batches = Batches(*tensors, batch_size=batch_size)
+            self.batches = Batches(*tensors, batch_size=batch_size, shard=self.shard,
+                                   generator=self.data_generator)
             if state is not None and len(state["perm"]) == len(x):  # continue the epoch
                 self.batches.load_state_dict(state)
             self._resumed_batches = None
@@ -129,6 +166,7 @@ class Trainer:
         progress = _progress_default() if progress is None else progress
         bar = tqdm(total=steps, desc=type(self).__name__, disable=not progress, leave=False)
         end = self.step + steps
+        self.stop_requested = False
         while self.step < end:
             t0 = time.perf_counter()
             row = self.train_step(*next(self.batches))
@@ -141,11 +179,13 @@ class Trainer:
                 bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if "loss" in k})
             if callback and every and self.step % every == 0:
                 callback(self)
-            if evaluate and ((eval_every and self.step % eval_every == 0) or self.step == end):
+            last = self.step == end or self.stop_requested
+            if evaluate and ((eval_every and self.step % eval_every == 0) or last):
                 self.evals.append({"step": self.step, **evaluate(self), "time": self.train_time})
-            if checkpoint and ((checkpoint_every and self.step % checkpoint_every == 0)
-                               or self.step == end):
+            if checkpoint and ((checkpoint_every and self.step % checkpoint_every == 0) or last):
                 self.save(checkpoint)
+            if self.stop_requested:
+                break
         bar.close()
         return self
 
@@ -164,6 +204,7 @@ class Trainer:
         return {
             "kind": type(self).__name__,
             "config": self.config,
+            "meta": self.meta,
             "step": self.step,
             "train_time": self.train_time,
             "modules": {k: m.state_dict() for k, m in self.modules.items()},
@@ -186,6 +227,7 @@ class Trainer:
         for k, o in self.optimizers.items():
             o.load_state_dict(state["optimizers"][k])
         self.step, self.train_time = state["step"], state["train_time"]
+        self.meta = state.get("meta", {})
         self.history, self.evals = History(state["history"]), History(state["evals"])
         self.batches, self._resumed_batches = None, state["batches"]
         torch.set_rng_state(state["rng"])
@@ -193,12 +235,29 @@ class Trainer:
             torch.cuda.set_rng_state_all(state["cuda_rng"])
 
     def save(self, path: str | Path) -> Path:
-        """Write a checkpoint atomically (temporary file, then rename)."""
-        return atomic_save(self.state_dict(), path)
+        """Write a checkpoint atomically (temporary file, then rename).
+
+        With several processes, every one must call it (each sends its random state);
+        rank 0 alone writes the file.
+        """
+        state = self.state_dict()
+        rank, world = self.shard
+        if world > 1:
+            from .distributed import gather_rng_states
+
+            state["rank_rng"] = gather_rng_states()
+            if rank != 0:
+                return Path(path)
+        return atomic_save(state, path)
 
     def resume(self, path: str | Path):
         """Load a checkpoint written by :meth:`save` (``weights_only=True``); returns ``self``."""
-        self.load_state_dict(safe_load(path, map_location=self.device))
+        state = safe_load(path, map_location=self.device)
+        self.load_state_dict(state)
+        if self.shard[1] > 1:
+            from .distributed import restore_rng_state
+
+            restore_rng_state(state, self)
         return self
 
 
@@ -280,7 +339,7 @@ class GANTrainer(Trainer):
                 y = rest[0] if rest else None
             last = i == self.n_critic - 1
             with torch.set_grad_enabled(last):  # keep G's graph only for the G step below
-                fake = G(G.noise(len(real)), y) if self.conditional else G(G.noise(len(real)))
+                fake = self._G(G.noise(len(real)), y)
             r, f = self._D(real, y), self._D(fake.detach(), y)
             d_loss = self.d_loss_fn(r, f)
             gp = torch.zeros(())
@@ -293,7 +352,7 @@ class GANTrainer(Trainer):
             opt_d.step()
         # 2. Generator: make the (updated) D score the same fakes as real.
         D.requires_grad_(False)
-        f_g = self._D(fake, y)
+        f_g = self._D(fake, y, sync=False)  # D is frozen here: no gradients of D to share
         g_loss = self.g_loss_fn(f_g)
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
@@ -309,8 +368,13 @@ class GANTrainer(Trainer):
                 "d_fake": d_fake.item(), "d_grad_norm": d_norm, "g_grad_norm": g_norm,
                 "gp": gp.item()}
 
-    def _D(self, x, y):
-        return self.D(x, y) if self.conditional else self.D(x)
+    def _G(self, z, y):
+        G = self.ddp.get("G", self.G)
+        return G(z, y) if self.conditional else G(z)
+
+    def _D(self, x, y, sync: bool = True):
+        D = self.ddp.get("D", self.D) if sync else self.D
+        return D(x, y) if self.conditional else D(x)
 
     @torch.no_grad()
     def _update_ema(self):
@@ -356,7 +420,7 @@ class VAETrainer(Trainer):
         return super().fit(x, None, steps=steps, batch_size=self.batch_size, **kw)
 
     def train_step(self, x) -> dict[str, float]:
-        out = self.vae.elbo(x)
+        out = self.ddp["vae"](x) if "vae" in self.ddp else self.vae.elbo(x)
         loss = -out["elbo"]
         opt = self.optimizers["vae"]
         opt.zero_grad(set_to_none=True)
