@@ -1,0 +1,331 @@
+"""The command line: train a recipe for longer than a notebook cell allows, then sample it.
+
+::
+
+    python -m gantut train --model dcgan --profile quick --out runs/dcgan
+    python -m gantut train --model dcgan --steps 20000 --out runs/dcgan --resume
+    python -m gantut sample runs/dcgan -n 64 -o grid.png
+    torchrun --nproc_per_node=2 -m gantut train --model dcgan --out runs/dcgan2
+
+A run folder holds ``checkpoint.pt`` (written atomically every ``--checkpoint-every``
+steps and at the end; Ctrl-C stops cleanly and writes it too), ``metrics.jsonl`` (one
+JSON object per line: ``"event": "train"`` rows with the losses and images/s every
+``--log-every`` steps, ``"event": "eval"`` rows with FID every ``--eval-every`` steps),
+``run.json`` (what was trained, how) and ``samples.png`` (a final 8x8 grid).
+
+``--steps`` is the *total* number of steps of the run, so the same command with
+``--resume`` continues an interrupted run to the same end. Under ``torchrun`` the same
+command trains on several processes (:mod:`gantut.distributed`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import torch
+
+from .checkpoint import CheckpointError, safe_load
+from .profiles import get_profile
+from .recipes import RECIPES, get_recipe, make_trainer
+from .train import TrainingDiverged
+
+CHECKPOINT, METRICS, RUN_INFO, SAMPLES = "checkpoint.pt", "metrics.jsonl", "run.json", "samples.png"
+# which profile field gives a recipe's default number of steps
+STEPS_FIELD = {"seed-mlp-source": "gan_steps", "seed-mlp": "gan_steps", "dcgan": "dcgan_steps",
+               "cgan": "dcgan_steps", "vae": "vae_steps"}
+
+
+class CLIError(Exception):
+    """A mistake in the command or the run folder; the message says what to do."""
+
+
+# ------------------------------------------------------------------------------ checkpoints
+def read_run(path: Path) -> dict:
+    """The checkpoint of a run folder (or a checkpoint file) and its ``run`` metadata."""
+    path = Path(path)
+    ckpt = path / CHECKPOINT if path.is_dir() else path
+    if not ckpt.exists():
+        raise CLIError(f"no checkpoint at {ckpt}: train one first with "
+                       f"`python -m gantut train --model ... --out {path}`")
+    state = safe_load(ckpt)  # CheckpointError names a corrupt or foreign file
+    if not isinstance(state, dict) or not isinstance(state.get("meta"), dict) \
+            or "model" not in state["meta"]:
+        raise CLIError(f"{ckpt} is not a checkpoint of `python -m gantut train` (it has no "
+                       "run metadata): point to a run folder written by the CLI")
+    if state["meta"]["model"] not in RECIPES:
+        raise CLIError(f"{ckpt} is for a model {state['meta']['model']!r} that this gantut "
+                       f"does not know (known: {', '.join(RECIPES)})")
+    return state
+
+
+def _write_lines(path: Path, rows: list[dict]) -> None:
+    """Rewrite a JSONL file atomically."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    os.replace(tmp, path)
+
+
+def _trim_log(path: Path, step: int) -> None:
+    """Drop log rows after ``step``: a resumed run logs those steps again."""
+    if path.exists():
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        _write_lines(path, [r for r in rows if r.get("step", 0) <= step])
+
+
+# ------------------------------------------------------------------------------------ train
+def train(args) -> int:
+    from . import distributed
+    from .data import load_mnist
+    from .utils import setup
+
+    profile = get_profile(args.profile)  # ValueError names the valid profiles
+    out = Path(args.out)
+    ckpt = out / CHECKPOINT
+    d = distributed.init(args.device)
+    rank0 = d is None or d.rank == 0
+    device = setup(args.seed, d.device if d else args.device)
+
+    meta = None
+    if args.resume:
+        meta = read_run(out)["meta"]
+        if args.model and args.model != meta["model"]:
+            raise CLIError(f"{out} holds a --model {meta['model']} run; you asked for --model "
+                           f"{args.model}. Leave out --model to continue it, or choose a new --out")
+        loss = {**get_recipe(meta["model"]).settings, **meta["overrides"]}.get("loss")
+        if args.loss and args.loss != loss:
+            raise CLIError(f"{out} was trained with --loss {loss}; resume it with the same "
+                           "loss, or start a new run with another --out")
+    elif ckpt.exists():
+        raise CLIError(f"{out} already holds a run: add --resume to continue it, or choose "
+                       "another --out")
+    elif not args.model:
+        raise CLIError("choose a model with --model (" + ", ".join(RECIPES) + ")")
+    name = meta["model"] if meta else args.model
+    recipe = get_recipe(name)
+    overrides = dict(meta["overrides"]) if meta else {}
+    if args.loss and not meta:
+        if "loss" not in recipe.settings:
+            raise CLIError(f"--loss does not apply to --model {name} (it is not a GAN)")
+        overrides["loss"] = args.loss
+
+    trainer = make_trainer(name, device=device, **overrides)
+    trainer.meta = {"model": name, "overrides": overrides}
+    if d is not None:
+        distributed.prepare(trainer, d, args.seed)
+    if args.resume:
+        trainer.resume(ckpt)
+        if rank0:
+            _trim_log(out / METRICS, trainer.step)
+    steps = args.steps or getattr(profile, STEPS_FIELD[name])
+    todo = steps - trainer.step
+    if rank0:
+        world = d.world if d else 1
+        print(f"{name}: {recipe.description}", file=sys.stderr)
+        print(f"step {trainer.step} -> {steps} on {world} x {device}"
+              f"{f' ({d.backend})' if d else ''}, batch {trainer.batch_size}, out {out}",
+              file=sys.stderr)
+        info = {"model": name, "description": recipe.description, "overrides": overrides,
+                "config": trainer.config, "profile": profile.name, "steps": steps,
+                "seed": args.seed, "processes": world, "device": str(device),
+                "command": sys.argv}
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_save_text(out / RUN_INFO, json.dumps(info, indent=2) + "\n")
+    if todo <= 0:
+        if rank0:
+            print(f"{out} is already at step {trainer.step} of {steps}: nothing to do "
+                  "(raise --steps to train longer)", file=sys.stderr)
+        distributed.close(d)
+        return 0
+
+    mnist = load_mnist(device=device)
+    y = mnist.train_y if recipe.conditional else None
+    evaluate = None
+    if rank0 and args.eval_every >= 0 and args.n_eval > 0:
+        from .metrics import fid_evaluator
+
+        evaluate = fid_evaluator(mnist, n=args.n_eval)
+    log = _Logger(out / METRICS, trainer, every=args.log_every, rank0=rank0,
+                  check_sync=args.check_sync)
+    # Ctrl-C finishes the step, checkpoints and stops (torchrun stops its processes itself)
+    catch = d is None and threading.current_thread() is threading.main_thread()
+    old_handler = signal.signal(signal.SIGINT, lambda *_: setattr(trainer, "stop_requested", True)) \
+        if catch else None
+    progress = None if rank0 and not args.no_progress else False  # None: GANTUT_PROGRESS
+    try:
+        trainer.fit(mnist.train_x, y, steps=todo, callback=log, every=1, evaluate=evaluate,
+                    eval_every=max(args.eval_every, 0), checkpoint=ckpt,
+                    checkpoint_every=args.checkpoint_every, progress=progress)
+    finally:
+        if catch:
+            signal.signal(signal.SIGINT, old_handler)
+    log.flush_evals()
+    if rank0:
+        _save_grid(trainer, out / SAMPLES, seed=args.seed)
+        done = trainer.step - (steps - todo)
+        ips = log.images_per_s()
+        stopped = " (stopped early)" if trainer.step < steps else ""
+        fid = f", FID {trainer.evals[-1]['fid']:.1f}" if log.evaluated else ""
+        print(f"trained {done} steps to step {trainer.step}{stopped}: {ips:.0f} images/s"
+              f"{fid}. Checkpoint {ckpt}, samples {out / SAMPLES}", file=sys.stderr)
+    distributed.close(d)
+    return 0
+
+
+def atomic_save_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class _Logger:
+    """The ``callback`` of a CLI run: appends training rows (and new FID rows) to the
+    metrics log on rank 0, and with ``check_sync`` compares every process's weights
+    after every step."""
+
+    def __init__(self, path: Path, trainer, every: int, rank0: bool, check_sync: bool):
+        self.path, self.trainer, self.every = path, trainer, max(1, every)
+        self.rank0, self.check_sync = rank0, check_sync
+        self.n_evals = self.n_evals_before = len(trainer.evals)
+        self.t0, self.step0 = trainer.train_time, trainer.step
+        self.images_per_step = trainer.batch_size * getattr(trainer, "n_critic", 1)
+
+    @property
+    def evaluated(self) -> bool:
+        """Whether this run (since it started or resumed) has measured FID."""
+        return len(self.trainer.evals) > self.n_evals_before
+
+    def images_per_s(self) -> float:
+        dt = self.trainer.train_time - self.t0
+        return (self.trainer.step - self.step0) * self.images_per_step / dt if dt > 0 else 0.0
+
+    def _append(self, rows: list[dict]) -> None:
+        if self.rank0 and rows:
+            with open(self.path, "a") as f:
+                f.write("".join(json.dumps(r) + "\n" for r in rows))
+
+    def flush_evals(self) -> None:
+        new = self.trainer.evals[self.n_evals:]
+        self.n_evals = len(self.trainer.evals)
+        self._append([{"event": "eval", **r} for r in new])
+
+    def __call__(self, trainer) -> None:
+        rows = []
+        if self.check_sync:
+            from .distributed import digests
+
+            hashes = digests(trainer)
+            if len(set(hashes)) != 1:
+                raise RuntimeError(f"processes diverged at step {trainer.step}: {hashes}")
+            rows.append({"event": "sync", "step": trainer.step, "digests": hashes})
+        if trainer.step % self.every == 0:
+            rows.append({"event": "train", **trainer.history[-1],
+                         "images_per_s": round(self.images_per_s(), 1)})
+        self.flush_evals()
+        self._append(rows)
+
+
+def _save_grid(trainer, path: Path, n: int = 64, seed: int = 0) -> None:
+    from torchvision.utils import save_image
+
+    from .plots import image_grid
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        images = trainer.sample(n)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    save_image(image_grid(images, nrow=8), tmp)
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------------- sample
+def sample(args) -> int:
+    """Rebuild the run's trainer from its checkpoint and save a grid of samples."""
+    from .utils import setup
+
+    state = read_run(args.run)
+    meta = state["meta"]
+    device = setup(args.seed, args.device)
+    trainer = make_trainer(meta["model"], device=device, **meta["overrides"])
+    trainer.load_state_dict(state)
+    out = Path(args.output) if args.output else Path(args.run) / f"samples-{state['step']}.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    nrow = args.nrow or max(1, round(args.n ** 0.5))
+    from torchvision.utils import save_image
+
+    from .plots import image_grid
+
+    torch.manual_seed(args.seed)
+    images = trainer.sample(args.n)
+    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
+    save_image(image_grid(images, nrow=nrow), tmp)
+    os.replace(tmp, out)
+    print(f"{args.n} samples of {meta['model']} at step {state['step']} -> {out}", file=sys.stderr)
+    return 0
+
+
+# ------------------------------------------------------------------------------------- main
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m gantut",
+                                 description="Train gantut recipes and sample them.")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a recipe into a run folder (resumable)",
+                       description="Train a recipe into a run folder. Runs under torchrun too.")
+    t.add_argument("--model", choices=list(RECIPES), help="the recipe (gantut.recipes); "
+                   "on --resume it is read from the checkpoint")
+    t.add_argument("--loss", choices=["minimax", "nonsaturating", "lsgan", "hinge", "wgan-gp"],
+                   help="replace the recipe's GAN loss")
+    t.add_argument("--profile", default=os.environ.get("GANTUT_PROFILE", "quick"),
+                   help="smoke, quick or full: the default number of steps (default: quick)")
+    t.add_argument("--steps", type=int, help="total steps of the run (default: the profile's)")
+    t.add_argument("--out", required=True, help="the run folder, e.g. runs/dcgan")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out")
+    t.add_argument("--checkpoint-every", type=int, default=1000, help="steps (default 1000)")
+    t.add_argument("--eval-every", type=int, default=1000,
+                   help="steps between FID measurements (0: only at the end, -1: never)")
+    t.add_argument("--n-eval", type=int, default=1000, help="samples per FID (default 1000)")
+    t.add_argument("--log-every", type=int, default=50, help="steps between log rows")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--check-sync", action="store_true",
+                   help="compare the weights of all processes after every step (slow; a test)")
+    t.set_defaults(func=train)
+
+    s = sub.add_parser("sample", help="save a grid of samples from a run")
+    s.add_argument("run", help="a run folder (or its checkpoint.pt)")
+    s.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
+    s.add_argument("-o", "--output", help="image file (default: RUN/samples-STEP.png)")
+    s.add_argument("--nrow", type=int, help="images per row (default: a square grid)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default="auto")
+    s.set_defaults(func=sample)
+    return ap
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = e.filename or "into " + str(getattr(args, "out", None) or args.run)
+        print(f"gantut: error: the disk is full ({e.strerror}) while writing {where}. "
+              "Free some space or write to another disk (--out); the last checkpoint is "
+              "intact, so the run can go on with --resume.", file=sys.stderr)
+        return 1
+    except (CLIError, CheckpointError, TrainingDiverged, ValueError) as e:
+        print(f"gantut: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

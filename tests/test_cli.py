@@ -1,0 +1,142 @@
+"""``python -m gantut``: train -> resume -> sample, and a clear error for each mistake."""
+
+import errno
+import json
+import subprocess
+import sys
+import time
+
+import torch
+from PIL import Image
+
+import gantut.checkpoint
+from gantut.cli import main
+
+FAST = ["--eval-every", "-1", "--no-progress", "--log-every", "1"]
+
+
+def run(capsys, *argv):
+    rc = main([str(a) for a in argv])
+    return rc, capsys.readouterr().err
+
+
+def rows(out, event):
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["event"] == event]
+
+
+def test_train_resume_sample(tmp_path, capsys):
+    out = tmp_path / "run"
+    rc, err = run(capsys, "train", "--model", "seed-mlp", "--steps", 4, "--out", out,
+                  "--eval-every", 2, "--n-eval", 200, "--log-every", 1, "--no-progress")
+    assert rc == 0, err
+    assert "images/s" in err and "FID" in err
+    assert [r["step"] for r in rows(out, "train")] == [1, 2, 3, 4]
+    fids = rows(out, "eval")
+    assert [r["step"] for r in fids] == [2, 4] and all(r["fid"] > 0 for r in fids)
+    assert Image.open(out / "samples.png").size == (242, 242)  # 8 x 8 digits, 2 px apart
+    info = json.loads((out / "run.json").read_text())
+    assert info["model"] == "seed-mlp" and info["steps"] == 4 and info["processes"] == 1
+
+    rc, err = run(capsys, "train", "--steps", 6, "--out", out, *FAST, "--resume")
+    assert rc == 0, err
+    assert "step 4 -> 6" in err
+    assert [r["step"] for r in rows(out, "train")] == [1, 2, 3, 4, 5, 6]
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 6
+
+    rc, err = run(capsys, "train", "--steps", 6, "--out", out, *FAST, "--resume")
+    assert rc == 0 and "nothing to do" in err
+
+    rc, err = run(capsys, "sample", out, "-n", 16, "-o", tmp_path / "grid.png")
+    assert rc == 0, err
+    assert Image.open(tmp_path / "grid.png").size == (122, 122)  # a 4 x 4 grid
+
+
+def test_resumed_run_equals_uninterrupted(tmp_path, capsys):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert run(capsys, "train", "--model", "dcgan", "--steps", 4, "--out", a, *FAST)[0] == 0
+    assert run(capsys, "train", "--model", "dcgan", "--steps", 2, "--out", b, *FAST)[0] == 0
+    assert run(capsys, "train", "--steps", 4, "--out", b, "--resume", *FAST)[0] == 0
+    sa = torch.load(a / "checkpoint.pt", weights_only=True)
+    sb = torch.load(b / "checkpoint.pt", weights_only=True)
+    for name, weights in sa["modules"].items():
+        for k, v in weights.items():
+            assert torch.equal(v, sb["modules"][name][k]), f"{name}.{k}"
+    def losses(out):
+        return [(r["step"], r["d_loss"], r["g_loss"]) for r in rows(out, "train")]
+
+    assert losses(a) == losses(b)
+
+
+def test_ctrl_c_stops_cleanly_with_a_checkpoint(tmp_path):
+    """SIGINT during training: the step finishes, the checkpoint is written, exit 0."""
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "gantut", "train", "--model", "seed-mlp",
+                             "--steps", "100000", "--out", str(out), *FAST],
+                            stderr=subprocess.PIPE, text=True)
+    metrics = out / "metrics.jsonl"
+    for _ in range(600):  # wait until it trains
+        if metrics.exists() and metrics.read_text().count("\n") >= 3:
+            break
+        proc.poll()
+        assert proc.returncode is None, proc.stderr.read()
+        time.sleep(0.1)
+    proc.send_signal(2)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "stopped early" in err
+    step = torch.load(out / "checkpoint.pt", weights_only=True)["step"]
+    assert 3 <= step < 100000
+
+
+def test_errors(tmp_path, capsys):
+    out = tmp_path / "run"
+    rc, err = run(capsys, "train", "--model", "seed-mlp", "--out", out, "--resume", *FAST)
+    assert rc == 1 and "no checkpoint at" in err and "train one first" in err
+
+    rc, err = run(capsys, "train", "--model", "vae", "--profile", "fast", "--out", out, *FAST)
+    assert rc == 1 and "unknown profile 'fast'" in err and "smoke, quick, full" in err
+
+    rc, err = run(capsys, "train", "--model", "vae", "--loss", "hinge", "--out", out, *FAST)
+    assert rc == 1 and "--loss does not apply" in err
+
+    rc, err = run(capsys, "train", "--out", out, *FAST)
+    assert rc == 1 and "choose a model with --model" in err
+
+    assert run(capsys, "train", "--model", "vae", "--steps", 2, "--out", out, *FAST)[0] == 0
+    rc, err = run(capsys, "train", "--model", "dcgan", "--steps", 4, "--out", out, "--resume",
+                  *FAST)
+    assert rc == 1 and "holds a --model vae run; you asked for --model dcgan" in err
+
+    rc, err = run(capsys, "train", "--model", "vae", "--steps", 4, "--out", out, *FAST)
+    assert rc == 1 and "already holds a run: add --resume" in err
+
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    rc, err = run(capsys, "sample", junk)
+    assert rc == 1 and "corrupt or not a gantut checkpoint" in err
+
+    foreign = tmp_path / "foreign"  # a real torch file, but no CLI run in it
+    gantut.checkpoint.atomic_save({"weights": torch.zeros(3)}, foreign / "checkpoint.pt")
+    rc, err = run(capsys, "sample", foreign)
+    assert rc == 1 and "not a checkpoint of `python -m gantut train`" in err
+
+    rc, err = run(capsys, "sample", tmp_path / "missing")
+    assert rc == 1 and "no checkpoint at" in err
+
+
+def test_full_disk(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    assert run(capsys, "train", "--model", "seed-mlp", "--steps", 2, "--out", out, *FAST)[0] == 0
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(gantut.checkpoint.torch, "save", no_space)
+    rc, err = run(capsys, "train", "--steps", 4, "--out", out, "--resume", *FAST)
+    assert rc == 1
+    assert "disk is full" in err and "--resume" in err and "Traceback" not in err
+    monkeypatch.undo()
+    # the checkpoint of step 2 is intact and no temporary file is left behind
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 2
+    assert not list(out.glob(".checkpoint.pt.*"))
