@@ -245,15 +245,26 @@ def _save_grid(trainer, path: Path, n: int = 64, seed: int = 0) -> None:
 
 
 # ----------------------------------------------------------------------------------- sample
+def load_run(run: str | Path, device="auto"):
+    """The trainer of a CLI run folder, as its checkpoint left it (e.g. for a notebook
+    that loads a long CLI-trained model when there is one, and trains a short one if not).
+    Like ``resume``, it sets the random state to the checkpoint's, so training goes on
+    exactly where the run stopped.
+    """
+    state = read_run(run)
+    meta = state["meta"]
+    trainer = make_trainer(meta["model"], device=device, **meta["overrides"])
+    trainer.load_state_dict(state)
+    return trainer
+
+
 def sample(args) -> int:
     """Rebuild the run's trainer from its checkpoint and save a grid of samples."""
     from .utils import setup
 
-    state = read_run(args.run)
-    meta = state["meta"]
     device = setup(args.seed, args.device)
-    trainer = make_trainer(meta["model"], device=device, **meta["overrides"])
-    trainer.load_state_dict(state)
+    trainer = load_run(args.run, device)
+    meta, state = trainer.meta, {"step": trainer.step}
     out = Path(args.output) if args.output else Path(args.run) / f"samples-{state['step']}.png"
     out.parent.mkdir(parents=True, exist_ok=True)
     nrow = args.nrow or max(1, round(args.n ** 0.5))

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 import gantut.checkpoint
-from gantut.cli import main
+from gantut.cli import load_run, main
 
 FAST = ["--eval-every", "-1", "--no-progress", "--log-every", "1"]
 
@@ -46,6 +46,10 @@ def test_train_resume_sample(tmp_path, capsys):
 
     rc, err = run(capsys, "train", "--steps", 6, "--out", out, *FAST, "--resume")
     assert rc == 0 and "nothing to do" in err
+
+    trainer = load_run(out)  # what a notebook does to use a CLI-trained model
+    assert trainer.step == 6 and trainer.meta["model"] == "seed-mlp"
+    assert trainer.sample(3).shape == (3, 1, 28, 28)
 
     rc, err = run(capsys, "sample", out, "-n", 16, "-o", tmp_path / "grid.png")
     assert rc == 0, err
