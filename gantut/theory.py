@@ -1,8 +1,8 @@
 r"""The mathematics of GANs and VAEs as numbers: notebook 03 checks each identity with these.
 
-Everything here works in one dimension, where densities are known exactly and integrals
-can be taken on a grid, so that a formula from the papers becomes a number that a cell
-prints and a test asserts:
+The GAN identities are checked in one dimension, where densities are known exactly and
+integrals can be taken on a grid; the VAE's on the VAE itself. Each formula from the
+papers becomes a number that a cell prints and a test asserts:
 
 - :func:`optimal_discriminator` -- :math:`D^*(x) = p_{data}(x) / (p_{data}(x) + p_g(x))`
   (Goodfellow et al. 2014, Proposition 1);
@@ -15,7 +15,9 @@ prints and a test asserts:
   :math:`D(G(z)) \to 0` (saturating vs non-saturating);
 - :func:`gradient_estimates` -- the reparameterisation and score-function (REINFORCE)
   estimators of :math:`\nabla E_{q}[f(z)]`, whose variances notebook 03 compares, and
-  :func:`vae_log_likelihood`, the :math:`f` of a VAE.
+  :func:`vae_log_likelihood`, the :math:`f` of a VAE;
+- :func:`vae_log_weights`, :func:`importance_bound` -- the ELBO as a lower bound on
+  :math:`\log p(x)`, and how far below it lies.
 
 Densities are ``torch.distributions`` objects; grids are 1-D tensors, integrated in
 float64 with the trapezoid rule.
@@ -254,3 +256,31 @@ def vae_log_likelihood(vae, x: torch.Tensor) -> Callable[[torch.Tensor], torch.T
             logits, target.expand_as(logits), reduction="none").sum(1)
 
     return log_px_given_z
+
+
+@torch.no_grad()
+def vae_log_weights(vae, x: torch.Tensor, k: int = 100) -> torch.Tensor:
+    r"""Log importance weights :math:`\log w = \log p(x|z) + \log p(z) - \log q(z|x)` for
+    ``k`` draws :math:`z \sim q(z|x)` per image: an ``N x k`` tensor for images ``x`` in [-1, 1].
+
+    Their mean over the draws estimates the ELBO; :math:`\log \frac1k \sum_j w_j` (Burda et
+    al. 2016, the importance-weighted bound) is a tighter lower bound on :math:`\log p(x)`
+    that rises towards it as ``k`` grows. The gap at ``k = 1`` is
+    :math:`\mathrm{KL}(q(z|x)\,\|\,p(z|x))`.
+    """
+    mu, logvar = vae.encode(x)
+    std = torch.exp(0.5 * logvar)
+    prior = Normal(torch.zeros_like(mu[0]), torch.ones_like(mu[0]))
+    rows = []
+    for i in range(len(x)):
+        q = Normal(mu[i], std[i])
+        z = q.sample((k,))
+        log_px_z = vae_log_likelihood(vae, x[i:i + 1])(z)
+        rows.append(log_px_z + prior.log_prob(z).sum(1) - q.log_prob(z).sum(1))
+    return torch.stack(rows)
+
+
+def importance_bound(log_w: torch.Tensor) -> torch.Tensor:
+    r""":math:`\log \frac1k \sum_j w_j` per row of ``log_w`` (``N x k``): a lower bound on
+    :math:`\log p(x)` at least as high as the ELBO estimate ``log_w.mean(1)`` (Jensen)."""
+    return torch.logsumexp(log_w, dim=1) - math.log(log_w.shape[1])

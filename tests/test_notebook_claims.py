@@ -85,3 +85,9 @@ def test_03_reparameterisation_has_lower_variance_than_score_function():
     assert r["toy_variance_reparam"] < r["toy_variance_score"]
     assert r["vae_variance_reparam"] < r["vae_variance_score_baseline"] < r["vae_variance_score"]
     assert r["vae_variance_ratio"] > 100
+
+
+def test_03_the_elbo_is_below_the_importance_weighted_bound():
+    r = records("03_math")
+    assert r["vae_test_iw_bound_1000"] > r["vae_test_elbo"]
+    assert r["vae_elbo_gap"] > 0

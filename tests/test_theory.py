@@ -138,3 +138,33 @@ def test_vae_log_likelihood_is_the_elbo_reconstruction_term():
     by_hand = (target * torch.log(torch.sigmoid(vae.decoder(z)))
                + (1 - target) * torch.log(1 - torch.sigmoid(vae.decoder(z)))).sum(1)
     assert torch.allclose(T.vae_log_likelihood(vae, x)(z), by_hand, atol=1e-3)
+
+
+def test_importance_bound_is_exact_when_q_is_the_prior_and_the_decoder_ignores_z():
+    from gantut.models import VAE
+
+    vae = VAE(z_dim=3, hidden=16)
+    with torch.no_grad():  # q(z|x) = N(0, I) = p(z), and p(x|z) = Bernoulli(sigmoid(b)) for every z
+        vae.encoder[-1].weight.zero_()
+        vae.encoder[-1].bias.zero_()
+        vae.decoder[-1].weight.zero_()
+    x = torch.rand(2, 1, 28, 28) * 2 - 1
+    t, b = (x.flatten(1) + 1) / 2, vae.decoder[-1].bias
+    log_px = (t * torch.nn.functional.logsigmoid(b) + (1 - t) * torch.nn.functional.logsigmoid(-b)).sum(1)
+    log_w = T.vae_log_weights(vae, x, k=50)
+    assert log_w.shape == (2, 50)
+    assert torch.allclose(T.importance_bound(log_w), log_px, atol=1e-3)
+    assert torch.allclose(log_w.mean(1), log_px, atol=1e-3)  # the ELBO is tight: q is the posterior
+
+
+def test_importance_bound_lies_above_the_elbo_and_rises_with_k():
+    from gantut.models import VAE
+
+    torch.manual_seed(0)
+    vae, x = VAE(z_dim=4, hidden=32), torch.rand(3, 1, 28, 28) * 2 - 1
+    log_w = T.vae_log_weights(vae, x, k=400)
+    assert (T.importance_bound(log_w) >= log_w.mean(1)).all()
+    # averaged over many groups, the bound with 100 draws is above the bound with 1 (the ELBO)
+    k1 = T.importance_bound(log_w.reshape(3, 400, 1).flatten(0, 1)).reshape(3, 400).mean(1)
+    k100 = T.importance_bound(log_w.reshape(3, 4, 100).flatten(0, 1)).reshape(3, 4).mean(1)
+    assert (k100 > k1).all()
