@@ -115,7 +115,9 @@ More text."""
 
 def test_correction_parser_reads_a_box():
     (c,) = _extension().parse_corrections(BOX)
-    assert (c.slug, c.section) == ("correction-softmax", "3.1.2")
+    assert (c.slug, c.section, c.where) == ("correction-softmax", "3.1.2", "§3.1.2")
+    (c,) = _extension().parse_corrections(BOX.replace("(§3.1.2)", "(§5, challenge 1)"))
+    assert (c.section, c.where) == ("5", "§5, challenge 1")
     assert c.source.startswith("“输出通常")
     assert c.right.endswith("$D(x) = \\sigma(\\ell)$.") and "\n" in c.right
     assert c.evidence.startswith("the cell below")
@@ -129,6 +131,14 @@ def test_correction_parser_reads_a_box():
 def test_correction_parser_rejects_a_malformed_box(broken, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         _extension().parse_corrections(broken)
+
+
+def test_corrections_page_relinks_what_it_copies():
+    """A box's links are relative to its notebook; on the corrections page they must still work."""
+    md = "[run](#experiment), [03](03_math.ipynb#correction-x), [web](https://arxiv.org/abs/1406.2661)"
+    assert _extension()._relink(md, "notebooks/05_1_sample_quality", "corrections") == (
+        "[run](notebooks/05_1_sample_quality.ipynb#experiment), "
+        "[03](notebooks/03_math.ipynb#correction-x), [web](https://arxiv.org/abs/1406.2661)")
 
 
 def test_every_notebook_is_a_chapter():

@@ -5,6 +5,8 @@
   is right" box) and links each one to the cell that demonstrates it. The "Corrections to
   the source" page is this directive, so the list is rebuilt from the notebooks at every
   build and cannot go stale.
+- The raw ``<a id>`` anchors of the notebooks (the corrections') as link targets, so that
+  notebooks can link to each other's corrections and the links are checked.
 - A "Run it yourself" box at the top of every notebook page: how to download the notebook
   and open it in JupyterLab, and which profile and seed produced the outputs shown.
 - Checks at the start of the build: every chapter in ``_toc.yml`` has its notebook (a
@@ -32,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 ANCHOR = re.compile(r'<a id="(correction-[A-Za-z0-9_-]+)"></a>')
 FIELD = re.compile(r"\*\*(Source|Right|Evidence):\*\*")
-SECTION = re.compile(r"\(§\s*([0-9][0-9.]*)\s*\)")
+SECTION = re.compile(r"\(§\s*([0-9][0-9.]*)([^)]*)\)")  # (§2.2), (§5, challenge 1), (§6 Q3)
 ASSETS = ("vendor/mathjax/tex-chtml.js", "vendor/require.js", "vendor/html-manager/embed-amd.js")
 
 
@@ -42,6 +44,7 @@ class Correction:
 
     slug: str          # the anchor id, "correction-..."
     section: str       # the source's section it corrects, "2.2"
+    where: str         # as the box says it, "§5, challenge 1"
     source: str        # markdown: what the source says
     right: str         # markdown: what is right
     evidence: str      # markdown: which cell shows it
@@ -80,7 +83,8 @@ def parse_corrections(markdown: str) -> list[Correction]:
             raise ValueError(f"{m.group(1)}: the box's first line lacks the section, e.g. (§2.2)")
         if missing:
             raise ValueError(f"{m.group(1)}: the box lacks **{'**, **'.join(missing)}:**")
-        found.append(Correction(m.group(1), section.group(1).rstrip("."),
+        number = section.group(1).rstrip(".")
+        found.append(Correction(m.group(1), number, f"§{number}{section.group(2).rstrip()}",
                                 fields["Source"], fields["Right"], fields["Evidence"]))
     return found
 
@@ -103,6 +107,24 @@ def notebook_corrections(path: Path, docname: str) -> list[Correction]:
     for c in found:
         c.docname, c.title = docname, title
     return found
+
+
+def _relink(markdown: str, from_doc: str, to_doc: str) -> str:
+    """Rewrite the relative links of markdown taken from ``from_doc`` to work in ``to_doc``.
+
+    A box's "[the experiment](#experiment)" means the notebook's own cell; on the corrections
+    page it must say "notebooks/05_1_sample_quality.ipynb#experiment".
+    """
+    def fix(m):
+        url = m.group(1)
+        if re.match(r"[a-z][a-z0-9+.-]*:", url):  # http:, mailto:, ...
+            return m.group(0)
+        path, _, frag = url.partition("#")
+        src = posixpath.basename(from_doc) + ".ipynb" if not path else path
+        target = posixpath.normpath(posixpath.join(posixpath.dirname(from_doc), src))
+        rel = posixpath.relpath(target, posixpath.dirname(to_doc) or ".")
+        return f"]({rel}#{frag})" if frag else f"]({rel})"
+    return re.sub(r"\]\(([^)\s]+)\)", fix, markdown)
 
 
 def _count(n: int, word: str) -> str:
@@ -156,14 +178,14 @@ class CorrectionsDirective(SphinxDirective):
         for c in corrections:
             box = nodes.container(classes=["gantut-correction"], ids=[f"list-{c.slug}"])
             head = nodes.paragraph(classes=["gantut-correction-head"])
-            head += nodes.strong(text=f"§{c.section}")
+            head += nodes.strong(text=c.where)
             head += nodes.Text("  ·  ")
             uri = env.app.builder.get_relative_uri(env.docname, c.docname) + "#" + c.slug
             head += nodes.reference("", f"{c.title} → the demonstration", refuri=uri,
                                     internal=True, classes=["gantut-correction-link"])
             box += head
-            md = (f"**Source:** {c.source}\n\n**Right:** {c.right}\n\n"
-                  f"**Evidence:** {c.evidence}\n")
+            md = _relink(f"**Source:** {c.source}\n\n**Right:** {c.right}\n\n"
+                         f"**Evidence:** {c.evidence}\n", c.docname, env.docname)
             body = nodes.container(classes=["gantut-correction-body"])
             self.state.nested_parse(StringList(md.splitlines(), source=c.docname), 0, body)
             box += body
@@ -242,6 +264,35 @@ def _check_sources(app):
         raise ExtensionError(msg)
 
 
+HTML_ANCHOR = re.compile(r'<a\s+(?:id|name)="([^"]+)"\s*>')
+
+
+def _register_html_anchors(app, doctree):
+    """Make each ``<a id="...">`` of a notebook's markdown a target Sphinx and MyST know.
+
+    The correction anchors (and any other) are raw HTML, which MyST cannot see: a link
+    ``[…](03_math.ipynb#correction-SLUG)`` from another notebook would warn "local id not
+    found", and ``[…](#SLUG)`` or ``{ref}`SLUG``` would not resolve. The HTML link itself
+    works either way; this makes it checked like any other.
+    """
+    env, docname = app.env, app.env.docname
+    path = Path(env.doc2path(docname))
+    if path.suffix != ".ipynb":
+        return
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    where = {c.slug: c.where for c in notebook_corrections(path, docname)}
+    slugs = env.metadata[docname].setdefault("myst_slugs", {})
+    std = env.get_domain("std")
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "markdown":
+            continue
+        for anchor in HTML_ANCHOR.findall("".join(cell["source"])):
+            text = f"the correction of {where[anchor]}" if anchor in where else anchor
+            slugs.setdefault(anchor, (0, anchor, text))
+            std.anonlabels.setdefault(anchor, (docname, anchor))
+            std.labels.setdefault(anchor, (docname, anchor, text))
+
+
 def _run_it_yourself(app, doctree):
     """Put a "Run it yourself" box under the title of each notebook page."""
     docname = app.env.docname
@@ -302,6 +353,7 @@ def setup(app):
     app.add_directive("gantut-chapters", ChaptersDirective)
     app.connect("builder-inited", _check_sources)
     app.connect("env-get-outdated", _always_reread_corrections)
+    app.connect("doctree-read", _register_html_anchors)
     app.connect("doctree-read", _run_it_yourself)
     app.add_css_file("gantut.css")
     return {"version": "1.0", "parallel_read_safe": False, "parallel_write_safe": True}
