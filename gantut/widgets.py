@@ -140,9 +140,14 @@ class _Panel:
         return bundle
 
     def show(self) -> None:
-        """Display the panel, with a PNG of its current state for non-live viewers."""
+        """Display the panel, with a PNG of its current state for non-live viewers
+        (outside IPython, e.g. in a script, just print what it is)."""
+        from IPython import get_ipython
         from IPython.display import display
 
+        if get_ipython() is None:
+            print(repr(self))
+            return
         self._display = display(self._bundle(), raw=True, display_id=True)
 
     def update_picture(self) -> None:
