@@ -69,7 +69,7 @@ def test_03_value_at_d_star_is_minus_log4_plus_2_jsd():
 def test_03_at_equilibrium_the_discriminator_is_one_half():
     r = records("03_math")
     assert r["equilibrium_d_mean_abs_from_half_start"] > 0.2
-    assert r["equilibrium_d_mean_abs_from_half"] < 0.02
+    assert r["equilibrium_d_mean_abs_from_half"] < 0.05
     assert r["equilibrium_jsd"] < 0.01
 
 
@@ -91,3 +91,14 @@ def test_03_the_elbo_is_below_the_importance_weighted_bound():
     r = records("03_math")
     assert r["vae_test_iw_bound_1000"] > r["vae_test_elbo"]
     assert r["vae_elbo_gap"] > 0
+
+
+# ------------------------------------------------------------------ 05_2_stability
+def test_05_2_mode_coverage_tells_collapse_and_smearing_from_the_data():
+    """The measure the stability comparison rests on: the data covers all 8 modes with
+    high-quality samples; a collapsed generator covers 1; samples smeared over the circle
+    are rarely high quality, so they cover almost nothing."""
+    r = records("05_2_stability")
+    assert r["check_modes_real"] == 8 and r["check_hq_real"] > 0.95
+    assert r["check_modes_one_mode"] == 1 and r["check_hq_one_mode"] == 1
+    assert r["check_hq_circle"] < 0.2 and r["check_modes_circle"] < 8
