@@ -1,0 +1,79 @@
+import pytest
+import torch
+from torch import nn
+
+from gantut.data import ring_of_gaussians
+from gantut.experiments import over_seeds, per_class_accuracy, summarise, toy_gan
+
+
+def test_toy_gan_is_reproducible_and_the_seed_matters():
+    ring = ring_of_gaussians()
+    a = toy_gan(ring, steps=5, seed=3, n_data=256, batch_size=32)
+    b = toy_gan(ring, steps=5, seed=3, n_data=256, batch_size=32)
+    c = toy_gan(ring, steps=5, seed=4, n_data=256, batch_size=32)
+    z = torch.randn(10, 2, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(a.sample(z), b.sample(z))
+    assert not torch.equal(a.sample(z), c.sample(z))
+    assert a.step == 5 and a.sample(7).shape == (7, 2)
+
+
+def test_toy_gan_passes_settings_and_watches_the_run():
+    seen = []
+    tr = toy_gan(ring_of_gaussians(), steps=4, seed=0, n_data=128, batch_size=32, loss="wgan-gp",
+                 n_critic=2, spectral_norm=True, callback=lambda t: seen.append(t.step), every=2)
+    assert tr.loss == "wgan-gp" and tr.n_critic == 2
+    assert any("parametrizations" in name for name, _ in tr.D.named_modules())
+    assert seen == [2, 4]
+
+
+def test_over_seeds_runs_every_config_and_seed_in_order():
+    calls = []
+
+    def run(name, seed, **config):
+        calls.append((name, seed, config))
+        return {"score": seed * config["k"]}
+
+    table = over_seeds(run, {"a": {"k": 1}, "b": {"k": 10}}, seeds=range(3))
+    assert calls[0] == ("a", 0, {"k": 1}) and len(calls) == 6
+    assert list(table.columns) == ["config", "seed", "score", "seconds"]
+    assert table["score"].tolist() == [0, 1, 2, 0, 10, 20]
+
+    summary = summarise(table, ["score"])
+    assert list(summary.index) == ["a", "b"]
+    assert summary.loc["b", ("score", "mean")] == 10
+    assert summary.loc["a", ("score", "std")] == pytest.approx(1.0)
+    assert "seed" not in summarise(table).columns.get_level_values(0)
+
+
+def test_over_seeds_rejects_bad_runs_and_empty_input():
+    with pytest.raises(TypeError, match="dict of numbers"):
+        over_seeds(lambda name, seed: 1.0, {"a": {}}, [0])
+    with pytest.raises(ValueError, match="at least one"):
+        over_seeds(lambda name, seed: {}, {}, [0])
+    with pytest.raises(ValueError, match="at least one"):
+        over_seeds(lambda name, seed: {}, {"a": {}}, [])
+
+
+class _Fixed(nn.Module):
+    """A 'classifier' that labels an image by its first pixel (an integer 0-9)."""
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        return nn.functional.one_hot(x.flatten(1)[:, 0].long(), 10).float()
+
+
+def test_per_class_accuracy_counts_hits_per_requested_class():
+    labels = torch.tensor([0, 0, 1, 1, 2, 2, 3, 4, 5, 6, 7, 8, 9])
+    drawn = labels.clone()
+    drawn[0] = 5  # one of two 0s is drawn as a 5
+    drawn[4:6] = 7  # both 2s are wrong
+    images = drawn.float().view(-1, 1, 1, 1).expand(-1, 1, 28, 28)
+    acc = per_class_accuracy(_Fixed(), images, labels)
+    assert acc[0] == 0.5 and acc[1] == 1 and acc[2] == 0 and acc[3:].eq(1).all()
+    with pytest.raises(ValueError, match="labels"):
+        per_class_accuracy(_Fixed(), images[:3], labels)
+    with pytest.raises(ValueError, match="every class"):
+        per_class_accuracy(_Fixed(), images[:4], labels[:4])
