@@ -11,6 +11,8 @@ Notebook 06 (the source's FAQ) answers two questions with them:
   gradient each generator loss would send to G as D gets stronger (a problem of the
   loss: Arjovsky & Bottou 2017, figure 2). :func:`generator_grad_norm` measures that
   gradient before and after the gradient clipping the source recommends.
+
+Notebook 04.1 uses :func:`vae_elbo` to follow a VAE's ELBO on held-out digits.
 """
 
 from __future__ import annotations
@@ -87,20 +89,33 @@ def dead_unit_share(model: nn.Module, inputs: torch.Tensor, threshold: float = 0
     return sum(r["dead"] * r["units"] for r in rows) / sum(r["units"] for r in rows)
 
 
-def layer_grad_norms(model: nn.Module, loss_fn: Callable[[nn.Module], torch.Tensor]) -> list[float]:
+def layer_grad_norms(model: nn.Module, loss_fn: Callable[[nn.Module], torch.Tensor],
+                     clip: float | None = None) -> list[float]:
     """Gradient norm of the weight of every ``nn.Linear`` in ``model``, input side first,
-    for the scalar ``loss_fn(model)``. Nothing is updated; gradients are cleared after.
+    for the scalar ``loss_fn(model)`` -- after clipping the whole gradient of ``model`` to
+    norm ``clip`` with ``torch.nn.utils.clip_grad_norm_`` when ``clip`` is given. Nothing is
+    updated and the ``.grad`` fields are left as they were.
 
     In a deep network whose gradients vanish, the norms fall from the last layer to the
     first: each layer multiplies the backward signal by its weights and by its
-    activation's derivative (at most 1/4 for a sigmoid).
+    activation's derivative (at most 1/4 for a sigmoid). Clipping multiplies every
+    layer's gradient by the same factor (at most 1), so it cannot change that fall.
     """
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     if not linears:
         raise ValueError(f"{type(model).__name__} has no nn.Linear layer")
-    weights = [m.weight for m in linears]
-    grads = torch.autograd.grad(loss_fn(model), weights, allow_unused=True)
-    return [0.0 if g is None else g.norm().item() for g in grads]
+    params = [p for p in model.parameters() if p.requires_grad]
+    saved = [p.grad for p in params]
+    try:
+        for p in params:
+            p.grad = None
+        loss_fn(model).backward()
+        if clip is not None:
+            nn.utils.clip_grad_norm_(params, clip)
+        return [0.0 if m.weight.grad is None else m.weight.grad.norm().item() for m in linears]
+    finally:
+        for p, g in zip(params, saved, strict=True):
+            p.grad = g
 
 
 def generator_grad_norm(G: nn.Module, D: nn.Module, loss: str, clip: float | None = None,
@@ -172,5 +187,28 @@ def probe_generator_gradients(G: nn.Module, D: nn.Module, x: torch.Tensor, *, st
     return trainer, pd.DataFrame(rows).set_index("step")
 
 
+@torch.no_grad()
+def vae_elbo(vae: nn.Module, x: torch.Tensor, seed: int = 0, batch: int = 1000) -> dict[str, float]:
+    """The VAE's ``elbo``, ``recon`` and ``kl`` (nats per image, averaged over ``x``) in eval
+    mode, with the reparameterisation noise drawn under a fixed ``seed``.
+
+    It runs inside :func:`torch.random.fork_rng`, so it can be called during training
+    (``trainer.fit(evaluate=lambda tr: vae_elbo(tr.vae, mnist.test_x), eval_every=...)``)
+    without changing the run, and two calls on the same model give the same numbers.
+    """
+    device = next(vae.parameters()).device
+    was_training = vae.training
+    vae.eval()
+    totals = {"elbo": 0.0, "recon": 0.0, "kl": 0.0}
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        for i in range(0, len(x), batch):
+            chunk = x[i:i + batch].to(device)
+            for k, v in vae.elbo(chunk).items():
+                totals[k] += v.item() * len(chunk)
+    vae.train(was_training)
+    return {k: v / len(x) for k, v in totals.items()}
+
+
 __all__ = ["activation_stats", "dead_unit_share", "generator_grad_norm", "layer_grad_norms",
-           "probe_generator_gradients"]
+           "probe_generator_gradients", "vae_elbo"]

@@ -104,3 +104,44 @@ def plot_toy(samples: torch.Tensor, real: torch.Tensor | None = None, D=None, ax
     if title:
         ax.set_title(title, fontsize=10)
     return ax
+
+
+@torch.no_grad()
+def plot_latent_map(vae, x: torch.Tensor, y: torch.Tensor, n: int = 15, title: str | None = None):
+    """The latent space of a VAE with a 2-D latent, in two panels.
+
+    Left: the posterior means ``mu(x)`` of the images ``x``, coloured by their labels ``y``,
+    and the square the right panel decodes (dashed).
+    Right: the decoder's image at each point of an ``n x n`` grid of ``z``, placed at the
+    prior's quantiles 5%..95% in each coordinate (Kingma & Welling 2013, figure 4), so
+    that every cell covers the same prior mass. Returns the figure.
+    """
+    if vae.z_dim != 2:
+        raise ValueError(f"plot_latent_map needs a VAE with z_dim=2, got z_dim={vae.z_dim}")
+    device = next(vae.parameters()).device
+    was = vae.training
+    vae.eval()
+    mu = torch.cat([vae.encode(x[i:i + 1000].to(device))[0] for i in range(0, len(x), 1000)]).cpu()
+    ticks = torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(0.05, 0.95, n))
+    zy, zx = torch.meshgrid(ticks.flip(0), ticks, indexing="ij")  # top row: largest z2
+    images = vae.decode(torch.stack([zx.flatten(), zy.flatten()], 1).to(device)).cpu()
+    vae.train(was)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5))
+    sc = axes[0].scatter(mu[:, 0], mu[:, 1], c=y.cpu(), cmap="tab10", s=4, vmin=-0.5, vmax=9.5)
+    fig.colorbar(sc, ax=axes[0], ticks=range(10), label="digit")
+    q = float(ticks.abs().max())
+    axes[0].add_patch(plt.Rectangle((-q, -q), 2 * q, 2 * q, fill=False, ls="--", color="gray",
+                                    label="the decoded grid"))
+    axes[0].legend(fontsize=8, loc="upper right")
+    lim = max(1.15 * q, 1.05 * float(mu.abs().max()))
+    axes[0].set_xlim(-lim, lim)
+    axes[0].set_ylim(-lim, lim)
+    axes[0].set_aspect("equal")
+    axes[0].set_xlabel("$z_1$")
+    axes[0].set_ylabel("$z_2$")
+    axes[0].set_title("posterior means of held-out digits", fontsize=10)
+    show_images(images, nrow=n, ax=axes[1], title="decoder over the prior's 5%..95% quantiles")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig

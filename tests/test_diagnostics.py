@@ -102,3 +102,47 @@ def test_probe_keeps_g_fixed_and_minimax_gradient_collapses(small_mnist):
     assert df["minimax"].iloc[-1] < df["minimax"].max() / 5
     assert df["nonsaturating"].iloc[-1] > 10 * df["minimax"].iloc[-1]
     assert (df["clipped"] <= df["minimax"] * (1 + 1e-5)).all()
+
+
+def test_vae_elbo_is_reproducible_and_leaves_the_random_stream_alone(mnist):
+    from gantut.diagnostics import vae_elbo
+    from gantut.models import VAE
+
+    vae = VAE().train()
+    x = mnist.test_x[:300]
+    torch.manual_seed(5)
+    a = vae_elbo(vae, x, batch=128)
+    after = torch.rand(1)
+    torch.manual_seed(5)
+    b = vae_elbo(vae, x, batch=128)
+    assert a == pytest.approx(b) and torch.equal(after, torch.rand(1))
+    assert vae.training
+    assert a["elbo"] == pytest.approx(a["recon"] - a["kl"]) and a["kl"] >= 0
+
+
+def test_latent_map_needs_a_2d_latent_and_draws_both_panels(mnist):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from gantut.models import VAE
+    from gantut.plots import plot_latent_map
+
+    with pytest.raises(ValueError, match="z_dim=2"):
+        plot_latent_map(VAE(z_dim=16), mnist.test_x[:10], mnist.test_y[:10])
+    fig = plot_latent_map(VAE(z_dim=2), mnist.test_x[:200], mnist.test_y[:200], n=5)
+    assert len(fig.axes) == 3  # scatter, the decoded grid, the colour bar
+    assert fig.axes[1].images[0].get_array().shape == (5 * 30 + 2, 5 * 30 + 2)
+
+
+def test_clipping_scales_every_layer_alike_so_the_fall_through_depth_stays():
+    G, D, z = MLPGenerator(hidden=(128,) * 4, act="sigmoid"), MLPDiscriminator(), torch.randn(64, 100)
+
+    def loss(m):
+        return D(m(z)).mean()
+
+    raw = layer_grad_norms(G, loss)
+    small = sum(v**2 for v in raw) ** 0.5 / 100  # well below the total norm: clipping acts
+    clipped = layer_grad_norms(G, loss, clip=small)
+    assert sum(v**2 for v in clipped) < sum(v**2 for v in raw)
+    assert clipped[0] / clipped[-1] == pytest.approx(raw[0] / raw[-1], rel=1e-4)
+    assert all(p.grad is None for p in G.parameters())

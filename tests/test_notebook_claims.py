@@ -102,3 +102,43 @@ def test_05_2_mode_coverage_tells_collapse_and_smearing_from_the_data():
     assert r["check_modes_real"] == 8 and r["check_hq_real"] > 0.95
     assert r["check_modes_one_mode"] == 1 and r["check_hq_one_mode"] == 1
     assert r["check_hq_circle"] < 0.2 and r["check_modes_circle"] < 8
+
+
+# ------------------------------------------------------------------ 04_1_dgn_code
+def test_04_1_vae_elbo_rises_on_training_and_held_out_digits():
+    r = records("04_1_dgn_code")
+    assert r["vae_train_elbo_end"] > r["vae_train_elbo_start"] + 50
+    assert r["vae_heldout_elbo"] > r["vae_heldout_elbo_init"] + 50
+    assert r["vae_heldout_kl"] > 0  # the codes carry information about the digit
+    assert r["vae_heldout_elbo"] == pytest.approx(r["vae_heldout_recon"] - r["vae_heldout_kl"], abs=1e-3)
+
+
+# ------------------------------------------------------------------ 06_faq
+def test_06_q2_a_sigmoid_passes_at_most_a_quarter_of_the_gradient():
+    assert records("06_faq")["sigmoid_max_derivative"] == pytest.approx(0.25, abs=1e-6)
+
+
+def test_06_q3_gradients_vanish_through_depth_clipping_keeps_it_batch_norm_cures_it():
+    r = records("06_faq")
+    assert r["q3_depth_first_over_last_plain"] < 1e-6
+    assert r["q3_depth_first_over_last_clipped"] == pytest.approx(r["q3_depth_first_over_last_plain"], rel=1e-4)
+    assert r["q3_depth_first_over_last_batchnorm"] > 1e3 * r["q3_depth_first_over_last_plain"]
+
+
+def test_06_q3_minimax_gradient_collapses_under_a_strong_d_and_clipping_never_raises_it():
+    r = records("06_faq")
+    assert r["q3_d_fake_end"] < 0.05  # D rejects G's samples
+    # the minimax gradient is the non-saturating one times about D(G(z)) (-sigma(f) vs sigma(f) - 1)
+    assert r["q3_minimax_over_nonsaturating_end"] < 0.05
+    assert 0.5 < r["q3_minimax_over_nonsaturating_end"] / r["q3_d_fake_end"] < 2
+    assert r["q3_kept_minimax"] < 0.3
+    assert r["q3_clip_largest_gain"] <= 1 + 1e-6
+    assert r["q3_kept_clipped"] <= r["q3_kept_minimax"] + 1e-6
+
+
+def test_06_q3_non_saturating_wgan_gp_and_spectral_norm_keep_g_s_gradient_layer_norm_does_not():
+    r = records("06_faq")
+    assert r["q3_kept_nonsaturating"] > 0.9
+    assert r["q3_kept_wgangp"] > 0.5
+    assert r["q3_kept_spectral"] > 2 * r["q3_kept_minimax"]
+    assert r["q3_kept_layernorm"] < 0.1
