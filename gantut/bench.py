@@ -155,20 +155,25 @@ def time_to_quality(trainer, x: torch.Tensor, evaluate, budget_s: float, n_evals
             "ms_per_step": 1000 * evals[-1]["cpu"] / trainer.step, "evals": evals}
 
 
+TTQ_RUNS = {  # label -> (recipe or architecture, peer?, budget key)
+    "seed-mlp (gantut)": ("seed-mlp", False, "mlp"),
+    "seed MLP (peer)": ("mlp", True, "mlp"),
+    "dcgan (gantut)": ("dcgan", False, "dcgan"),
+    "DCGAN (peer)": ("dcgan", True, "dcgan"),
+    "vae (gantut)": ("vae", False, "vae"),
+}
+
+
 def ttq_runs(mnist: MNIST, budgets: dict[str, float], n_eval: int, seed: int = 0,
-             device="cpu") -> dict[str, dict]:
-    """Time to quality of gantut's recipes and the peer recipe, one seed each."""
+             device="cpu", only: list[str] | None = None) -> dict[str, dict]:
+    """Time to quality of gantut's recipes and the peer recipe, one seed each.
+
+    ``only``: labels of :data:`TTQ_RUNS` to run (default: all with a budget > 0)."""
     evaluate = fid_evaluator(mnist, n_eval)
-    runs = {
-        "seed-mlp (gantut)": ("seed-mlp", None, budgets["mlp"]),
-        "seed MLP (peer)": ("mlp", "peer", budgets["mlp"]),
-        "dcgan (gantut)": ("dcgan", None, budgets["dcgan"]),
-        "DCGAN (peer)": ("dcgan", "peer", budgets["dcgan"]),
-        "vae (gantut)": ("vae", None, budgets["vae"]),
-    }
     out = {}
-    for label, (name, peer, budget) in runs.items():
-        if budget <= 0:
+    for label, (name, peer, key) in TTQ_RUNS.items():
+        budget = budgets[key]
+        if budget <= 0 or (only and label not in only):
             continue
         setup(seed)
         if peer:
@@ -216,6 +221,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-throughput", action="store_true")
     ap.add_argument("--skip-ttq", action="store_true")
+    ap.add_argument("--runs", default="", help="comma-separated labels of the time-to-quality "
+                    f"runs (default all): {', '.join(TTQ_RUNS)}")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore", message=".*mlxtend.*")
     device = setup(args.seed)
@@ -233,7 +240,11 @@ def main(argv=None) -> int:
         print(f"\n2. Time to quality: FID of {n_eval} samples vs the {len(mnist.test_x)} held-out "
               "digits, evaluation time excluded")
         budgets = {"mlp": args.mlp_budget, "dcgan": args.dcgan_budget, "vae": args.vae_budget}
-        print_ttq(ttq_runs(mnist, budgets, n_eval, args.seed, device))
+        only = [r.strip() for r in args.runs.split(",") if r.strip()]
+        unknown = set(only) - set(TTQ_RUNS)
+        if unknown:
+            ap.error(f"unknown --runs {sorted(unknown)}: choose from {', '.join(TTQ_RUNS)}")
+        print_ttq(ttq_runs(mnist, budgets, n_eval, args.seed, device, only))
     print(f"\ndone in {time.perf_counter() - t0:.0f} s")
     return 0
 
