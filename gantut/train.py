@@ -276,7 +276,8 @@ class GANTrainer(Trainer):
         lr_g, lr_d, betas: Adam settings of each network.
         n_critic: discriminator steps per generator step (5 is usual for WGAN-GP).
         gp_weight: weight of the gradient penalty (used with ``"wgan-gp"``).
-        ema: decay of an exponential moving average of G's weights (e.g. 0.999), or None.
+        ema: decay of an exponential moving average of G's weights (e.g. 0.999, reached after a
+            warm-up of a few hundred steps), or None.
             :meth:`sample` then uses the average, which gives steadier samples.
         clip_grad: clip both networks' gradient norms to this value (the source's advice
             against vanishing gradients -- see notebook 06 for why it cannot help).
@@ -378,8 +379,11 @@ class GANTrainer(Trainer):
 
     @torch.no_grad()
     def _update_ema(self):
+        # Warm-up: the decay grows as (1 + t) / (10 + t) up to `ema`, so the average does not
+        # start as a mostly untrained G (with 0.999 it would for the first ~1,000 steps).
+        decay = min(self.ema, (1 + self.step) / (10 + self.step))
         ema_p, p = list(self.G_ema.parameters()), list(self.G.parameters())
-        torch._foreach_lerp_(ema_p, p, 1 - self.ema)
+        torch._foreach_lerp_(ema_p, p, 1 - decay)
         for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers(), strict=True):
             b_ema.copy_(b)
 
