@@ -8,7 +8,18 @@ Each module does one job; notebooks call a few well-named functions from them:
 - :mod:`gantut.models` -- the source's MLP GAN (corrected), DCGAN, VAE
 - :mod:`gantut.losses` -- minimax, non-saturating, least-squares, hinge, WGAN-GP
 - :mod:`gantut.train` -- the GAN and VAE training loops, checkpoints, NaN guard
+- :mod:`gantut.checkpoint` -- atomic writes, ``weights_only`` loads
+- :mod:`gantut.recipes` -- named, tuned training recipes (models + settings)
+- :mod:`gantut.metrics` -- FID/KID, precision/recall, class histogram, toy mode coverage
+- :mod:`gantut.theory` -- the maths of notebook 03 as numbers (D*, JSD, gradient estimators)
+- :mod:`gantut.diagnostics` -- probes inside networks (dead units, gradients by layer)
+- :mod:`gantut.experiments` -- one configuration over several seeds, as one table
 - :mod:`gantut.plots` -- image grids, training curves, 2-D toy plots
+- :mod:`gantut.widgets` -- latent explorer, class picker, live training dashboard
+- :mod:`gantut.report` -- ``record`` the numbers a notebook measures, for the tests
+- :mod:`gantut.execute` -- the notebook executor behind ``make book`` and ``make test``
+- :mod:`gantut.bench` -- benchmarks that print figures (``python -m gantut.bench``)
+- :mod:`gantut.cli`, :mod:`gantut.distributed` -- ``python -m gantut train|sample``, torchrun
 """
 
 from .data import load_mnist
