@@ -127,7 +127,8 @@ def plot_latent_map(vae, x: torch.Tensor, y: torch.Tensor, n: int = 15, title: s
     images = vae.decode(torch.stack([zx.flatten(), zy.flatten()], 1).to(device)).cpu()
     vae.train(was)
     fig, axes = plt.subplots(1, 2, figsize=(11, 5))
-    sc = axes[0].scatter(mu[:, 0], mu[:, 1], c=y.cpu(), cmap="tab10", s=4, vmin=-0.5, vmax=9.5)
+    sc = axes[0].scatter(mu[:, 0].numpy(), mu[:, 1].numpy(), c=y.cpu().numpy(), cmap="tab10", s=4,
+                         vmin=-0.5, vmax=9.5)
     fig.colorbar(sc, ax=axes[0], ticks=range(10), label="digit")
     q = float(ticks.abs().max())
     axes[0].add_patch(plt.Rectangle((-q, -q), 2 * q, 2 * q, fill=False, ls="--", color="gray",
