@@ -7,22 +7,25 @@ caches under ``data/`` (:func:`load_classifier`). The reference is the held-out 
 FID and KID come from torchmetrics with that CNN as the feature extractor; precision and
 recall follow Kynkäänniemi et al. (2019) in the same space.
 
-The scale of FID in this feature space (offline 5,000-digit subset: 1,000 held-out
-reference digits; measured with ``gantut.metrics`` itself, notebook 05.1 re-measures it):
+The scale of FID in this feature space (offline 5,000-digit subset, 1,000 held-out
+reference digits, 2,000 samples unless said; measured in notebook 05.1, quick profile):
 
 ===================================================  ===============
 samples                                              FID
 ===================================================  ===============
-500 held-out digits vs the other 500 (the floor)     ~ 17
-1,000 training digits vs the held-out 1,000          5 - 11
-training digits + Gaussian noise, sigma 0.25 / 0.5   ~ 30 / ~ 110
-uniform noise in [-1, 1]                             ~ 2,300
-one training digit repeated (total collapse)         1,300 - 2,400
+500 held-out digits vs the other 500 (the floor)     17
+training digits (1,000: 5 - 11; 2,000: 6)            6
+training digits + Gaussian noise, sigma 0.25 / 0.5   25 / 106
+digits 0-4 only (half the modes dropped)             230
+uniform noise in [-1, 1]                             2,276
+one training digit repeated (total collapse)         2,426 (1,300 - 2,400 by digit)
+seed MLP GAN (``seed-mlp``), 90 CPU s                46
+DCGAN (``dcgan``), 90 CPU s                          99
 ===================================================  ===============
 
-Repeating a measurement with other sample seeds moves FID by a few percent of its value
-(the notebook measures it). All numbers are comparable only within one classifier and one
-reference set: the cache file names the data source it was trained on.
+Sample-seed spread (std over 3 seeds / mean) at 2,000 samples: 1.3% (MLP) and 2.7%
+(DCGAN); at 1,000 samples about 4%, at 500 samples 4-7%. Compare FIDs only at the same
+number of samples, against the same reference and feature extractor.
 
 Every function takes ``x_or_sampler``: a tensor of images in [-1, 1] (``N x 1 x 28 x 28``)
 or anything with ``.sample(n)`` (a trainer, a generator, a VAE). Samples are drawn under a
@@ -338,10 +341,14 @@ def precision_recall(x_or_sampler, mnist: MNIST, n: int = 1000, k: int = 3,
     blurry or noisy samples have low precision.
     """
     fake = features(_samples(x_or_sampler, n, seed), mnist).double()
-    real = features(mnist.test_x, mnist).double()
+    key = ("pr", id(load_classifier(mnist)), mnist.source, len(mnist.test_x), k)
+    if key not in _REFERENCE:  # the held-out features and their radii, computed once
+        real = features(mnist.test_x, mnist).double()
+        _REFERENCE[key] = (real, _kth_nn_radius(real, k))
+    real, real_radii = _REFERENCE[key]
     if min(len(fake), len(real)) <= k:
         raise ValueError(f"need more than k={k} samples in each set")
-    precision = _inside(fake, real, _kth_nn_radius(real, k)).float().mean().item()
+    precision = _inside(fake, real, real_radii).float().mean().item()
     recall = _inside(real, fake, _kth_nn_radius(fake, k)).float().mean().item()
     return {"precision": precision, "recall": recall}
 

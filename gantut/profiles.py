@@ -59,7 +59,7 @@ PROFILES: dict[str, Profile] = {
     # CI: every notebook in under a minute on 2 CPU cores; numbers mean nothing.
     "smoke": Profile("smoke", gan_steps=60, collapse_steps=60, dcgan_steps=30, vae_steps=60,
                      toy_steps=150, batch_size=64, n_eval=500, n_seeds=2,
-                     classifier_epochs=1, snapshots=2, quality_seconds=2.0,
+                     classifier_epochs=1, snapshots=2, quality_seconds=1.0,
                      compare_steps=20),
     # A laptop CPU: a few minutes per notebook, results that show the point.
     "quick": Profile("quick", gan_steps=6000, collapse_steps=4000, dcgan_steps=1500,
