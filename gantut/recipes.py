@@ -24,6 +24,13 @@ held-out digits, :mod:`gantut.metrics`; CPU seconds of one torch thread on a bus
   entropy 2.23 of 2.30). That is ``seed-mlp``. The source's architecture is unchanged.
 - DCGAN, Adam 2e-4, EMA 0.999: FID 2,012 after 500 steps, 129 after 2,500 (EMA lag
   again); Adam 5e-4 with EMA 0.995: 142 after 878 steps. That is ``dcgan``.
+
+In notebook 05.1 (2,000 samples, 90 CPU s each): ``seed-mlp`` FID 46 (11,900 steps),
+``dcgan`` 99 (1,984 steps, ~6x the CPU per step; it leads for the first ~25 s, then
+flattens). ``python -m gantut.bench`` with the peer recipe (DataLoader, Adam 2e-4, no EMA,
+no dropout): the seed MLP drops modes (best FID 553 in 60 CPU s, class entropy 0.97); the
+DCGAN reaches 143 in 97 CPU s. The issue's target for the DCGAN (FID <= 50 in 120 s) is
+not reached by any DCGAN setting tried here.
 """
 
 from __future__ import annotations
