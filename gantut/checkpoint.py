@@ -13,8 +13,8 @@ class CheckpointError(RuntimeError):
     """A checkpoint or cache file is missing, corrupt or not what was expected."""
 
 
-def atomic_save(obj, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temporary file beside ``path``, then rename it into place.
+def atomic_write(path: str | os.PathLike, write) -> Path:
+    """Call ``write(file)`` on a temporary file beside ``path``, fsync it, rename it into place.
 
     A crash (or a full disk) mid-write leaves the previous file intact, never half a file.
     """
@@ -26,7 +26,7 @@ def atomic_save(obj, path: str | os.PathLike) -> Path:
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; give it a normal file's mode
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -34,6 +34,16 @@ def atomic_save(obj, path: str | os.PathLike) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def atomic_save(obj, path: str | os.PathLike) -> Path:
+    """``torch.save`` ``obj`` to ``path`` atomically (see :func:`atomic_write`)."""
+    return atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    return atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def safe_load(path: str | os.PathLike, map_location="cpu"):

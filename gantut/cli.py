@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import CheckpointError, safe_load
+from .checkpoint import CheckpointError, atomic_write, atomic_write_text, safe_load
 from .profiles import get_profile
 from .recipes import RECIPES, get_recipe, make_trainer
 from .train import TrainingDiverged
@@ -67,9 +67,7 @@ def read_run(path: Path) -> dict:
 
 def _write_lines(path: Path, rows: list[dict]) -> None:
     """Rewrite a JSONL file atomically."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    os.replace(tmp, path)
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def _trim_log(path: Path, step: int) -> None:
@@ -136,7 +134,7 @@ def train(args) -> int:
                 "seed": args.seed, "processes": world, "device": str(device),
                 "command": sys.argv}
         out.mkdir(parents=True, exist_ok=True)
-        atomic_save_text(out / RUN_INFO, json.dumps(info, indent=2) + "\n")
+        atomic_write_text(out / RUN_INFO, json.dumps(info, indent=2) + "\n")
     if todo <= 0:
         if rank0:
             print(f"{out} is already at step {trainer.step} of {steps}: nothing to do "
@@ -176,12 +174,6 @@ def train(args) -> int:
               f"{fid}. Checkpoint {ckpt}, samples {out / SAMPLES}", file=sys.stderr)
     distributed.close(d)
     return 0
-
-
-def atomic_save_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 class _Logger:
@@ -231,7 +223,8 @@ class _Logger:
         self._append(rows)
 
 
-def _save_grid(trainer, path: Path, n: int = 64, seed: int = 0) -> None:
+def _save_grid(trainer, path: Path, n: int = 64, seed: int = 0, nrow: int = 8) -> None:
+    """A PNG grid of ``n`` samples drawn under ``seed``, written atomically."""
     from torchvision.utils import save_image
 
     from .plots import image_grid
@@ -239,9 +232,7 @@ def _save_grid(trainer, path: Path, n: int = 64, seed: int = 0) -> None:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         images = trainer.sample(n)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    save_image(image_grid(images, nrow=8), tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: save_image(image_grid(images, nrow=nrow), f, format="png"))
 
 
 # ----------------------------------------------------------------------------------- sample
@@ -268,15 +259,7 @@ def sample(args) -> int:
     out = Path(args.output) if args.output else Path(args.run) / f"samples-{state['step']}.png"
     out.parent.mkdir(parents=True, exist_ok=True)
     nrow = args.nrow or max(1, round(args.n ** 0.5))
-    from torchvision.utils import save_image
-
-    from .plots import image_grid
-
-    torch.manual_seed(args.seed)
-    images = trainer.sample(args.n)
-    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
-    save_image(image_grid(images, nrow=nrow), tmp)
-    os.replace(tmp, out)
+    _save_grid(trainer, out, args.n, args.seed, nrow)
     print(f"{args.n} samples of {meta['model']} at step {state['step']} -> {out}", file=sys.stderr)
     return 0
 

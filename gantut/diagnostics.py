@@ -9,7 +9,7 @@ Notebook 06 (the source's FAQ) answers two questions with them:
   shrinking layer by layer through a deep network (a problem of depth), and
   :func:`probe_generator_gradients` trains D alone against a frozen G and measures the
   gradient each generator loss would send to G as D gets stronger (a problem of the
-  loss: Arjovsky & Bottou 2017, figure 2). :func:`generator_grad_norm` measures that
+  loss: Arjovsky & Bottou 2017, figure 2). :func:`gantut.losses.generator_gradient_norm` measures that
   gradient before and after the gradient clipping the source recommends.
 
 Notebook 04.1 uses :func:`vae_elbo` to follow a VAE's ELBO on held-out digits.
@@ -22,7 +22,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from .losses import get_loss
+from .losses import generator_gradient_norm
 from .train import GANTrainer
 
 # The derivative of each activation, computed from its output, divided by its largest value
@@ -118,36 +118,6 @@ def layer_grad_norms(model: nn.Module, loss_fn: Callable[[nn.Module], torch.Tens
             p.grad = g
 
 
-def generator_grad_norm(G: nn.Module, D: nn.Module, loss: str, clip: float | None = None,
-                        n: int = 256, seed: int = 0) -> float:
-    """Norm of the gradient generator loss ``loss`` sends to G's parameters on ``n`` fixed
-    noise vectors, with D frozen -- *after* clipping it to ``clip`` with
-    ``torch.nn.utils.clip_grad_norm_``, as :class:`~gantut.train.GANTrainer` does when
-    ``clip_grad`` is set (``clip=None``: no clipping).
-
-    Nothing is updated and G's ``.grad`` fields are left as they were.
-    """
-    _, g_loss = get_loss(loss)
-    params = [p for p in G.parameters() if p.requires_grad]
-    saved = [p.grad for p in params]
-    d_flags = [p.requires_grad for p in D.parameters()]
-    D.requires_grad_(False)
-    try:
-        z = torch.randn(n, G.z_dim, generator=torch.Generator().manual_seed(seed))
-        for p in params:
-            p.grad = None
-        g_loss(D(G(z.to(params[0].device)))).backward()
-        if clip is not None:
-            nn.utils.clip_grad_norm_(params, clip)
-        return torch.linalg.vector_norm(
-            torch.stack([p.grad.norm() for p in params if p.grad is not None])).item()
-    finally:
-        for p, g in zip(params, saved, strict=True):
-            p.grad = g
-        for p, flag in zip(D.parameters(), d_flags, strict=True):
-            p.requires_grad_(flag)
-
-
 def probe_generator_gradients(G: nn.Module, D: nn.Module, x: torch.Tensor, *, steps: int,
                               every: int, loss: str = "minimax",
                               probes: dict[str, dict] | None = None, **trainer_kw):
@@ -157,7 +127,7 @@ def probe_generator_gradients(G: nn.Module, D: nn.Module, x: torch.Tensor, *, st
     D is trained with ``loss``'s discriminator loss by an ordinary
     :class:`~gantut.train.GANTrainer` whose generator learning rate is 0, so G stays
     exactly as it is. ``probes`` maps a column name to keyword arguments of
-    :func:`generator_grad_norm`, e.g. ``{"minimax": {"loss": "minimax"}, "clipped":
+    :func:`gantut.losses.generator_gradient_norm`, e.g. ``{"minimax": {"loss": "minimax"}, "clipped":
     {"loss": "minimax", "clip": 1.0}}`` (default: the generator loss of ``loss``).
 
     Returns ``(trainer, DataFrame)``: the frame has ``step``, ``d_fake`` (mean D(G(z)) as
@@ -180,7 +150,7 @@ def probe_generator_gradients(G: nn.Module, D: nn.Module, x: torch.Tensor, *, st
         d_fake = torch.sigmoid(f).mean().item() if loss in ("minimax", "nonsaturating") \
             else f.mean().item()
         rows.append({"step": tr.step, "d_fake": d_fake,
-                     **{name: generator_grad_norm(G, D, **kw) for name, kw in probes.items()}})
+                     **{name: generator_gradient_norm(G, D, **kw) for name, kw in probes.items()}})
 
     measure(trainer)
     trainer.fit(x, steps=steps, callback=measure, every=every, progress=False)
@@ -210,5 +180,5 @@ def vae_elbo(vae: nn.Module, x: torch.Tensor, seed: int = 0, batch: int = 1000) 
     return {k: v / len(x) for k, v in totals.items()}
 
 
-__all__ = ["activation_stats", "dead_unit_share", "generator_grad_norm", "layer_grad_norms",
+__all__ = ["activation_stats", "dead_unit_share", "layer_grad_norms",
            "probe_generator_gradients", "vae_elbo"]
