@@ -98,7 +98,7 @@ def use_loader(trainer, x: torch.Tensor) -> torch.Tensor:
 
 # ------------------------------------------------------------------------ 1. throughput
 def _peer_trainer(arch: str, device, **settings) -> GANTrainer:
-    G, D = get_recipe("seed-mlp-source" if arch == "mlp" else "dcgan").build()
+    G, D = get_recipe("seed-mlp-source" if arch == "mlp" else "dcgan-classic").build()
     return GANTrainer(G, D, device=device, **{**PEER_SETTINGS, **settings})
 
 

@@ -38,7 +38,8 @@ from .train import TrainingDiverged
 
 CHECKPOINT, METRICS, RUN_INFO, SAMPLES = "checkpoint.pt", "metrics.jsonl", "run.json", "samples.png"
 # which profile field gives a recipe's default number of steps
-STEPS_FIELD = {"seed-mlp-source": "gan_steps", "seed-mlp": "gan_steps", "dcgan": "dcgan_steps",
+STEPS_FIELD = {"seed-mlp-source": "gan_steps", "seed-mlp": "gan_steps",
+               "dcgan-classic": "dcgan_steps", "dcgan": "dcgan_steps",
                "cgan": "dcgan_steps", "vae": "vae_steps"}
 
 
