@@ -19,12 +19,16 @@ training digits + Gaussian noise, sigma 0.25 / 0.5   25 / 106
 digits 0-4 only (half the modes dropped)             230
 uniform noise in [-1, 1]                             2,276
 one training digit repeated (total collapse)         2,426 (1,300 - 2,400 by digit)
-seed MLP GAN (``seed-mlp``), 90 CPU s                46
-DCGAN (``dcgan``), 90 CPU s                          99
+seed MLP GAN (``seed-mlp``), 90 CPU s                44
+DCGAN trained the classic way (``dcgan-classic``)    135
+DCGAN trained right (``dcgan``), 90 CPU s            42
 ===================================================  ===============
 
-Sample-seed spread (std over 3 seeds / mean) at 2,000 samples: 1.3% (MLP) and 2.7%
-(DCGAN); at 1,000 samples about 4%, at 500 samples 4-7%. Compare FIDs only at the same
+Sample-seed spread (std over 3 seeds / mean, one trained generator) at 2,000 samples:
+0.5-3% (``dcgan`` 0.5%, ``dcgan-classic`` 0.9%, ``seed-mlp`` 3.0%); at 1,000 samples 1-4%,
+at 500 samples 2-7%. Training seeds move FID far more: after 120 CPU s, seeds 0/1/2 gave
+45/46/59 for ``seed-mlp`` (std 15% of the mean) and 33/40/41 for ``dcgan`` (11%), so a
+race between two recipes needs several training seeds. Compare FIDs only at the same
 number of samples, against the same reference and feature extractor.
 
 Every function takes ``x_or_sampler``: a tensor of images in [-1, 1] (``N x 1 x 28 x 28``)

@@ -38,6 +38,11 @@ held-out digits, :mod:`gantut.metrics`; CPU seconds of one torch thread on a bus
   nets, Adam 2e-4 with betas (0.5, 0.999), no EMA): the baseline of notebook 05.1 and the
   architecture of the peer recipe in :mod:`gantut.bench`.
 
+- ``cgan`` is ``dcgan`` with labels. 1,500 steps, seed 0, 2,000 samples (200 per digit):
+  the share of samples that the metrics' classifier reads as the digit asked for was 98.0%
+  (worst digit 89%), FID 14; with ``dcgan-classic``'s batch norm and Adam 2e-4 (EMA 0.999) it
+  was 72.5% (worst 48%), FID 83.
+
 Notebook 05.1 races ``seed-mlp``, ``dcgan-classic`` and ``dcgan`` for the same CPU time;
 ``python -m gantut.bench`` prints the time-to-quality table against the peer recipe.
 """
@@ -94,9 +99,10 @@ RECIPES: dict[str, Recipe] = {
     ),
     "cgan": Recipe(
         "cgan",
-        "a class-conditional DCGAN (one-hot labels into G, projection D)",
-        lambda: (DCGANGenerator(n_classes=10), DCGANDiscriminator(n_classes=10)),
-        {"loss": "nonsaturating", "batch_size": 64, "lr_g": 2e-4, "lr_d": 2e-4, "ema": 0.999},
+        "the dcgan recipe made class-conditional (one-hot labels into G, projection D)",
+        lambda: (DCGANGenerator(n_classes=10), DCGANDiscriminator(norm="spectral", n_classes=10)),
+        {"loss": "nonsaturating", "batch_size": 64, "lr_g": 2e-3, "lr_d": 2e-3,
+         "betas": (0.0, 0.9), "ema": 0.995},
         conditional=True,
     ),
     "vae": Recipe(
