@@ -10,7 +10,8 @@ Two questions, each answered side by side in one run on the same data and thread
    below each threshold, for gantut's tuned recipes and for the peer recipe (PyTorch-GAN
    style: DataLoader with per-sample transforms, batch 64, Adam 2e-4 betas (0.5, 0.999),
    BCE with the non-saturating generator loss, no EMA, no dropout) on the same
-   architectures, plus the VAE.
+   architectures (the peer DCGAN keeps batch norm in D, as Radford et al. did; gantut's
+   ``dcgan`` replaces it by spectral normalisation), plus the VAE.
 
 All times are this process's CPU time (``time.process_time``), not wall time: with one
 torch thread and no DataLoader workers that is the work done, and other busy processes on
