@@ -115,8 +115,9 @@ class Trainer:
     modules: dict[str, nn.Module]
     optimizers: dict[str, torch.optim.Optimizer]
 
-    def __init__(self, device="auto"):
+    def __init__(self, device="auto", batch_size: int = 64):
         self.device = get_device(device)
+        self.batch_size = batch_size  # fixed per trainer, so a checkpoint resumes the same batches
         self.step = 0
         self.train_time = 0.0
         self.history = History()
@@ -136,7 +137,7 @@ class Trainer:
         raise NotImplementedError
 
     def fit(self, x: torch.Tensor, y: torch.Tensor | None = None, *, steps: int,
-            batch_size: int = 64, callback: Callable | None = None, every: int = 0,
+            callback: Callable | None = None, every: int = 0,
             evaluate: Callable | None = None, eval_every: int = 0,
             checkpoint: str | Path | None = None, checkpoint_every: int = 0,
             progress: bool | None = None):
@@ -156,7 +157,7 @@ class Trainer:
         tensors = tuple(t.to(self.device) for t in tensors)
         if self.batches is None or self.batches.tensors[0] is not tensors[0]:
             state = self.batches.state_dict() if self.batches else self._resumed_batches
-            self.batches = Batches(*tensors, batch_size=batch_size, shard=self.shard,
+            self.batches = Batches(*tensors, batch_size=self.batch_size, shard=self.shard,
                                    generator=self.data_generator)
             if state is not None and len(state["perm"]) == len(x):  # continue the epoch
                 self.batches.load_state_dict(state)
@@ -287,7 +288,7 @@ class GANTrainer(Trainer):
     def __init__(self, G, D, *, loss="nonsaturating", lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999),
                  n_critic=1, gp_weight=10.0, ema: float | None = None,
                  clip_grad: float | None = None, batch_size: int = 64, device="auto"):
-        super().__init__(device)
+        super().__init__(device, batch_size)
         self.G, self.D = G.to(self.device), D.to(self.device)
         self.d_loss_fn, self.g_loss_fn = get_loss(loss)
         self.loss, self.n_critic, self.gp_weight, self.clip_grad = loss, n_critic, gp_weight, clip_grad
@@ -302,15 +303,12 @@ class GANTrainer(Trainer):
                        "n_critic": n_critic, "gp_weight": gp_weight, "ema": ema,
                        "clip_grad": clip_grad, "batch_size": batch_size,
                        "G": type(G).__name__, "D": type(D).__name__}
-        self.batch_size = batch_size
         self.snapshots: list[tuple[int, torch.Tensor]] = []
         self.conditional = getattr(G, "n_classes", 0) > 0
 
-    def fit(self, x, y=None, *, steps, batch_size=None, snapshots: int = 0, **kw):
+    def fit(self, x, y=None, *, steps, snapshots: int = 0, **kw):
         """As :meth:`Trainer.fit`; ``snapshots`` keeps that many sample grids from fixed
         noise during the run, in :attr:`snapshots` as ``(step, images)``."""
-        if batch_size is not None and batch_size != self.batch_size:
-            raise ValueError(f"this trainer was built with batch_size={self.batch_size}")
         if self.conditional and y is None:
             raise ValueError("a class-conditional GAN needs the labels y to train")
         y = y if self.conditional else None
@@ -327,8 +325,8 @@ class GANTrainer(Trainer):
                 if user_cb and user_every and tr.step % user_every == 0:
                     user_cb(tr)
 
-            kw["callback"], kw["every"] = callback, math.gcd(every, user_every or every)
-        return super().fit(x, y, steps=steps, batch_size=self.batch_size, **kw)
+            kw["callback"], kw["every"] = callback, 1  # it checks both periods itself
+        return super().fit(x, y, steps=steps, **kw)
 
     def train_step(self, real, y=None) -> dict[str, float]:
         G, D = self.G, self.D
@@ -413,15 +411,14 @@ class VAETrainer(Trainer):
     """Maximise the VAE's ELBO with Adam (the loss is ``-elbo``)."""
 
     def __init__(self, vae, *, lr=1e-3, batch_size: int = 64, device="auto"):
-        super().__init__(device)
+        super().__init__(device, batch_size)
         self.vae = vae.to(self.device)
         self.modules = {"vae": self.vae}
         self.optimizers = {"vae": torch.optim.Adam(vae.parameters(), lr=lr)}
         self.config = {"lr": lr, "batch_size": batch_size, "model": type(vae).__name__}
-        self.batch_size = batch_size
 
-    def fit(self, x, y=None, *, steps, batch_size=None, **kw):
-        return super().fit(x, None, steps=steps, batch_size=self.batch_size, **kw)
+    def fit(self, x, y=None, *, steps, **kw):
+        return super().fit(x, None, steps=steps, **kw)  # a VAE ignores labels
 
     def train_step(self, x) -> dict[str, float]:
         out = self.ddp["vae"](x) if "vae" in self.ddp else self.vae.elbo(x)
