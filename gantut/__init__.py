@@ -24,9 +24,9 @@ Each module does one job; notebooks call a few well-named functions from them:
 
 from .data import load_mnist
 from .profiles import PROFILES, get_profile
-from .train import GANTrainer, TrainingDiverged, VAETrainer, train_gan, train_vae
+from .train import GANTrainer, TrainingDiverged, VAETrainer
 from .utils import setup
 
 __all__ = ["PROFILES", "GANTrainer", "TrainingDiverged", "VAETrainer", "get_profile",
-           "load_mnist", "setup", "train_gan", "train_vae"]
+           "load_mnist", "setup"]
 __version__ = "0.1.0"

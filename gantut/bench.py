@@ -127,6 +127,8 @@ def throughput(mnist: MNIST, steps: int = 300, warmup: int = 20, device="cpu") -
 def time_to_quality(trainer, x: torch.Tensor, evaluate, budget_s: float, n_evals: int = 12) -> dict:
     """Train for ``budget_s`` CPU seconds, evaluating about ``n_evals`` times on the way.
 
+    ``evaluate`` is a callback that logs a row with ``fid`` to ``trainer.evals``
+    (:func:`gantut.metrics.fid_evaluator`); each row gets the training CPU time as ``cpu``.
     Time is this process's CPU time spent training (``time.process_time``, the
     evaluations' own CPU time subtracted), so the figures hold on a busy machine too.
     Returns the CPU seconds and steps at which FID first fell to each threshold.
@@ -136,13 +138,13 @@ def time_to_quality(trainer, x: torch.Tensor, evaluate, budget_s: float, n_evals
     def timed(tr):
         nonlocal eval_cpu
         t = time.process_time()
-        row = {**evaluate(tr), "cpu": t - start - eval_cpu}
+        evaluate(tr)
+        tr.evals[-1]["cpu"] = t - start - eval_cpu
         eval_cpu += time.process_time() - t
-        return row
 
     chunk = 10  # the first evaluation also measures the step time
     while time.process_time() - start - eval_cpu < budget_s:
-        trainer.fit(x, steps=chunk, evaluate=timed, progress=False)  # evaluates at the end
+        trainer.fit(x, steps=chunk, callbacks=[(0, timed)], progress=False)  # at the end
         cpu_per_step = trainer.evals[-1]["cpu"] / trainer.step
         chunk = max(1, round(budget_s / n_evals / cpu_per_step))
     evals = list(trainer.evals)

@@ -145,22 +145,21 @@ def train(args) -> int:
 
     mnist = load_mnist(device=device)
     y = mnist.train_y if recipe.conditional else None
-    evaluate = None
+    log = _Logger(out / METRICS, trainer, every=args.log_every, rank0=rank0,
+                  check_sync=args.check_sync)
+    callbacks = [(1, log)]
     if rank0 and args.eval_every >= 0 and args.n_eval > 0:
         from .metrics import fid_evaluator
 
-        evaluate = fid_evaluator(mnist, n=args.n_eval)
-    log = _Logger(out / METRICS, trainer, every=args.log_every, rank0=rank0,
-                  check_sync=args.check_sync)
+        callbacks.append((max(args.eval_every, 0), fid_evaluator(mnist, n=args.n_eval)))
+    callbacks.append((args.checkpoint_every, lambda tr: tr.save(ckpt)))
     # Ctrl-C finishes the step, checkpoints and stops (torchrun stops its processes itself)
     catch = d is None and threading.current_thread() is threading.main_thread()
     old_handler = signal.signal(signal.SIGINT, lambda *_: setattr(trainer, "stop_requested", True)) \
         if catch else None
     progress = None if rank0 and not args.no_progress else False  # None: GANTUT_PROGRESS
     try:
-        trainer.fit(mnist.train_x, y, steps=todo, callback=log, every=1, evaluate=evaluate,
-                    eval_every=max(args.eval_every, 0), checkpoint=ckpt,
-                    checkpoint_every=args.checkpoint_every, progress=progress)
+        trainer.fit(mnist.train_x, y, steps=todo, callbacks=callbacks, progress=progress)
     finally:
         if catch:
             signal.signal(signal.SIGINT, old_handler)

@@ -24,6 +24,7 @@ from torch import nn
 
 from .losses import generator_gradient_norm
 from .train import GANTrainer
+from .utils import evaluating
 
 # The derivative of each activation, computed from its output, divided by its largest value
 # (ReLU and LeakyReLU: 1 at x > 0; sigmoid: 1/4 at x = 0; tanh: 1 at x = 0).
@@ -71,12 +72,10 @@ def activation_stats(model: nn.Module, inputs: torch.Tensor, threshold: float = 
     if not hooks:
         raise ValueError(f"{type(model).__name__} has no ReLU, LeakyReLU, Sigmoid or Tanh module "
                          f"outside {skip}: nothing to measure")
-    was_training = model.training
-    model.eval()
     try:
-        model(inputs)
+        with evaluating(model):
+            model(inputs)
     finally:
-        model.train(was_training)
         for h in hooks:
             h.remove()
     return rows
@@ -142,18 +141,15 @@ def probe_generator_gradients(G: nn.Module, D: nn.Module, x: torch.Tensor, *, st
     z_fixed = z_fixed.to(trainer.device)
 
     def measure(tr):
-        with torch.no_grad():
-            was = D.training
-            D.eval()
+        with torch.no_grad(), evaluating(D):
             f = D(G(z_fixed))
-            D.train(was)
         d_fake = torch.sigmoid(f).mean().item() if loss in ("minimax", "nonsaturating") \
             else f.mean().item()
         rows.append({"step": tr.step, "d_fake": d_fake,
                      **{name: generator_gradient_norm(G, D, **kw) for name, kw in probes.items()}})
 
     measure(trainer)
-    trainer.fit(x, steps=steps, callback=measure, every=every, progress=False)
+    trainer.fit(x, steps=steps, callbacks=[(every, measure)], progress=False)
     return trainer, pd.DataFrame(rows).set_index("step")
 
 
@@ -163,20 +159,17 @@ def vae_elbo(vae: nn.Module, x: torch.Tensor, seed: int = 0, batch: int = 1000) 
     mode, with the reparameterisation noise drawn under a fixed ``seed``.
 
     It runs inside :func:`torch.random.fork_rng`, so it can be called during training
-    (``trainer.fit(evaluate=lambda tr: vae_elbo(tr.vae, mnist.test_x), eval_every=...)``)
+    (``trainer.fit(..., callbacks=[(k, lambda tr: tr.log_eval(**vae_elbo(tr.vae, x)))])``)
     without changing the run, and two calls on the same model give the same numbers.
     """
     device = next(vae.parameters()).device
-    was_training = vae.training
-    vae.eval()
     totals = {"elbo": 0.0, "recon": 0.0, "kl": 0.0}
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    with evaluating(vae), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         for i in range(0, len(x), batch):
             chunk = x[i:i + batch].to(device)
             for k, v in vae.elbo(chunk).items():
                 totals[k] += v.item() * len(chunk)
-    vae.train(was_training)
     return {k: v / len(x) for k, v in totals.items()}
 
 

@@ -28,14 +28,14 @@ from .utils import seed_everything
 
 def toy_gan(toy: ToyData, *, steps: int, seed: int = 0, loss: str = "nonsaturating",
             spectral_norm: bool = False, z_dim: int = 2, n_data: int = 10_000,
-            batch_size: int = 128, lr: float = 1e-3, device="cpu", callback=None, every: int = 0,
+            batch_size: int = 128, lr: float = 1e-3, device="cpu", callbacks=(),
             **settings) -> GANTrainer:
     """Train a 2-D GAN on ``n_data`` points of ``toy`` for ``steps`` steps; returns the trainer.
 
     ``seed`` fixes the data, the initial weights and the batches, so a run is reproducible.
     ``spectral_norm`` wraps D's layers in spectral normalisation; other keyword arguments
     (``n_critic``, ``betas``, ``gp_weight``, ...) go to :class:`~gantut.train.GANTrainer`;
-    ``callback(trainer)`` is called every ``every`` steps (to watch the run).
+    ``callbacks`` are ``(every, fn)`` pairs for :meth:`~gantut.train.Trainer.fit` (to watch the run).
     """
     seed_everything(seed)
     x = toy.sample(n_data)
@@ -43,7 +43,7 @@ def toy_gan(toy: ToyData, *, steps: int, seed: int = 0, loss: str = "nonsaturati
     D = MLPDiscriminator(in_shape=(2,), spectral_norm=spectral_norm)
     trainer = GANTrainer(G, D, loss=loss, lr_g=lr, lr_d=lr, batch_size=batch_size,
                          device=device, **settings)
-    return trainer.fit(x, steps=steps, callback=callback, every=every, progress=False)
+    return trainer.fit(x, steps=steps, callbacks=callbacks, progress=False)
 
 
 def over_seeds(run: Callable[..., dict], configs: dict[str, dict], seeds: Iterable[int]):

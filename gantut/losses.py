@@ -14,33 +14,35 @@ round: in the minimax game G *maximises* D's error (it minimises
 from __future__ import annotations
 
 import torch
-from torch.nn.functional import relu, softplus
+from torch.nn.functional import binary_cross_entropy_with_logits, relu
 
 
 def bce_d_loss(r: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     r"""Discriminator of the original GAN: :math:`-\log\sigma(r) - \log(1-\sigma(f))`.
 
-    Binary cross-entropy with real = 1 and fake = 0; ``softplus(-r) = -log sigma(r)``.
+    Binary cross-entropy of a real/fake classifier: real images are labelled 1, fakes 0.
     """
-    return softplus(-r).mean() + softplus(f).mean()
+    return (binary_cross_entropy_with_logits(r, torch.ones_like(r))
+            + binary_cross_entropy_with_logits(f, torch.zeros_like(f)))
 
 
 def minimax_g_loss(f: torch.Tensor) -> torch.Tensor:
-    r"""Saturating (minimax) generator: minimise :math:`\log(1-\sigma(f)) = -\mathrm{softplus}(f)`.
+    r"""Saturating (minimax) generator: minimise :math:`\log(1-\sigma(f))`, i.e. maximise D's error.
 
     Its gradient w.r.t. ``f`` is :math:`-\sigma(f)`: it vanishes as D(G(z)) -> 0,
     i.e. exactly when D confidently rejects the samples, early in training.
     """
-    return -softplus(f).mean()
+    return -binary_cross_entropy_with_logits(f, torch.zeros_like(f))
 
 
 def nonsaturating_g_loss(f: torch.Tensor) -> torch.Tensor:
     r"""Non-saturating generator (Goodfellow 2014): minimise :math:`-\log\sigma(f)`.
 
-    Same fixed point as minimax, but the gradient w.r.t. ``f`` is :math:`\sigma(f) - 1`,
-    close to -1 when D(G(z)) -> 0: strong exactly when G is bad.
+    D's own loss with the fakes labelled "real". Same fixed point as minimax, but the
+    gradient w.r.t. ``f`` is :math:`\sigma(f) - 1`, close to -1 when D(G(z)) -> 0:
+    strong exactly when G is bad.
     """
-    return softplus(-f).mean()
+    return binary_cross_entropy_with_logits(f, torch.ones_like(f))
 
 
 def lsgan_d_loss(r: torch.Tensor, f: torch.Tensor) -> torch.Tensor:

@@ -14,6 +14,8 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _sn
 
+from .utils import evaluating
+
 ACTIVATIONS = {
     "sigmoid": nn.Sigmoid,
     "tanh": nn.Tanh,
@@ -53,11 +55,8 @@ class Generator(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, y: torch.Tensor | None = None) -> torch.Tensor:
         """``n`` samples in eval mode (labels ``y`` for a conditional generator)."""
-        was_training = self.training
-        self.eval()
-        out = self(self.noise(n), y)
-        self.train(was_training)
-        return out
+        with evaluating(self):
+            return self(self.noise(n), y)
 
     def _with_labels(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         _check(z, (self.z_dim,), type(self).__name__)

@@ -9,7 +9,7 @@ Notebooks read their profile from the papermill parameter ``profile``, whose
 default is the environment variable ``GANTUT_PROFILE`` or ``"quick"``::
 
     p = gantut.get_profile(profile)
-    train_gan(G, D, mnist.train_x, steps=p.gan_steps, batch_size=p.batch_size)
+    make_trainer("seed-mlp").fit(mnist.train_x, steps=p.gan_steps)
 """
 
 from __future__ import annotations

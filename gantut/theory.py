@@ -36,6 +36,7 @@ from torch.nn.functional import softplus
 from .losses import get_loss
 from .models import MLPDiscriminator, MLPGenerator
 from .train import GANTrainer
+from .utils import evaluating
 
 LOG4 = math.log(4.0)
 
@@ -153,7 +154,7 @@ def train_1d_gan(p_data: Distribution, G: nn.Module, *, steps: int, lr_g: float 
     is D*"). With ``lr_g > 0`` it is an ordinary GAN (non-saturating loss). It is the
     ordinary :class:`~gantut.train.GANTrainer`; ``trainer.D`` is an
     :class:`~gantut.models.MLPDiscriminator` on 1-D inputs. ``fit_kw`` go to ``fit``
-    (e.g. ``callback``, ``every``).
+    (e.g. ``callbacks``).
     """
     real = p_data.sample((n_data, 1)).float()
     D = MLPDiscriminator(in_shape=(1,), hidden=hidden)
@@ -166,10 +167,8 @@ def train_1d_gan(p_data: Distribution, G: nn.Module, *, steps: int, lr_g: float 
 def logits_on_grid(D: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """A 1-D discriminator's logits at the grid points ``x`` (float64, on the CPU)."""
     device = next(D.parameters()).device
-    was = D.training
-    D.eval()
-    out = D(torch.as_tensor(x, dtype=torch.float32, device=device).reshape(-1, 1))
-    D.train(was)
+    with evaluating(D):
+        out = D(torch.as_tensor(x, dtype=torch.float32, device=device).reshape(-1, 1))
     return out.double().cpu()
 
 

@@ -1,6 +1,7 @@
 """Training loops: one for GANs, one for the VAE, sharing batching, logging and checkpoints.
 
-Read :meth:`GANTrainer.train_step` for the algorithm; everything else here is machinery:
+Read :meth:`GANTrainer.train_step` for the algorithm (notebook 02 writes the same loop out
+line by line and checks that both give identical weights); everything else is machinery:
 
 - batches are sliced from one tensor already on the device (no DataLoader: for models
   this small that is 2.6-3.7x faster on a CPU, see ``python -m gantut.bench``);
@@ -10,8 +11,10 @@ Read :meth:`GANTrainer.train_step` for the algorithm; everything else here is ma
   step and what to try;
 - checkpoints are written atomically and hold the random state, so a resumed run
   continues exactly as an uninterrupted one would (on the CPU);
+- callbacks ``(every, fn)`` watch, evaluate and checkpoint a run (:meth:`Trainer.fit`);
 - setting :attr:`Trainer.stop_requested` (a Stop button, Ctrl-C in the CLI) ends
-  :meth:`Trainer.fit` cleanly after the current step, with a final evaluation and checkpoint.
+  :meth:`Trainer.fit` cleanly after the current step; every callback then runs once more
+  (a final evaluation and checkpoint).
 
 Multi-process training (``torchrun``, see :mod:`gantut.distributed`) uses three hooks
 that a single process leaves alone: ``ddp`` (the DistributedDataParallel wrappers that
@@ -25,7 +28,7 @@ import copy
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import torch
@@ -34,7 +37,7 @@ from tqdm.auto import tqdm
 
 from .checkpoint import CheckpointError, atomic_save, safe_load
 from .losses import get_loss, gradient_penalty
-from .utils import get_device
+from .utils import evaluating, get_device
 
 BCE_LOSSES = ("minimax", "nonsaturating")
 
@@ -105,6 +108,9 @@ def _progress_default() -> bool:
     return os.environ.get("GANTUT_PROGRESS", "1") != "0"
 
 
+Callback = tuple[int, Callable[["Trainer"], object]]
+
+
 class Trainer:
     """What every trainer shares: the loop, history, evaluation, checkpoints, NaN guard.
 
@@ -122,6 +128,7 @@ class Trainer:
         self.train_time = 0.0
         self.history = History()
         self.evals = History()
+        self.snapshots: list[tuple[int, torch.Tensor]] = []
         self.batches: Batches | None = None
         self._resumed_batches: dict | None = None
         self.config: dict = {}
@@ -137,58 +144,75 @@ class Trainer:
         raise NotImplementedError
 
     def fit(self, x: torch.Tensor, y: torch.Tensor | None = None, *, steps: int,
-            callback: Callable | None = None, every: int = 0,
-            evaluate: Callable | None = None, eval_every: int = 0,
-            checkpoint: str | Path | None = None, checkpoint_every: int = 0,
-            progress: bool | None = None):
+            callbacks: Iterable[Callback] = (), progress: bool | None = None):
         """Train for ``steps`` more steps on ``x`` (and labels ``y``); returns ``self``.
 
         Args:
-            callback: called as ``callback(trainer)`` every ``every`` steps (live plots).
-            evaluate: called as ``evaluate(trainer) -> dict`` every ``eval_every`` steps
-                and at the end; rows go to :attr:`evals`. Its time is not training time.
-            checkpoint: path written every ``checkpoint_every`` steps and at the end.
+            callbacks: ``(every, fn)`` pairs. ``fn(trainer)`` runs after every ``every``-th
+                step and once more after the last one (``every=0``: only then). Their time
+                is not training time. For example ``(500, fid_evaluator(mnist))`` measures,
+                ``(1000, lambda tr: tr.save(path))`` checkpoints, ``(250, trainer.snapshot)``
+                keeps sample grids.
             progress: a tqdm bar (default: on, unless ``GANTUT_PROGRESS=0``).
 
-        Setting :attr:`stop_requested` (from ``callback``, a button or a signal handler)
-        ends the run after the current step, which is then evaluated and checkpointed.
+        Setting :attr:`stop_requested` (from a callback, a button or a signal handler)
+        ends the run after the current step; every callback then runs once more.
         """
-        tensors = (x,) if y is None else (x, y)
-        tensors = tuple(t.to(self.device) for t in tensors)
-        if self.batches is None or self.batches.tensors[0] is not tensors[0]:
-            state = self.batches.state_dict() if self.batches else self._resumed_batches
-            self.batches = Batches(*tensors, batch_size=self.batch_size, shard=self.shard,
-                                   generator=self.data_generator)
-            if state is not None and len(state["perm"]) == len(x):  # continue the epoch
-                self.batches.load_state_dict(state)
-            self._resumed_batches = None
+        callbacks = _check_callbacks(callbacks)
+        self._use_data(x, y)
         for m in self.modules.values():
             m.train()
-        progress = _progress_default() if progress is None else progress
-        bar = tqdm(total=steps, desc=type(self).__name__, disable=not progress, leave=False)
+        bar = tqdm(total=steps, desc=type(self).__name__, leave=False,
+                   disable=not (_progress_default() if progress is None else progress))
         end = self.step + steps
         self.stop_requested = False
-        while self.step < end:
+        while self.step < end and not self.stop_requested:
             t0 = time.perf_counter()
             row = self.train_step(*next(self.batches))
             self.train_time += time.perf_counter() - t0
             self.step += 1
             self._guard(row)
             self.history.append({"step": self.step, **row, "time": self.train_time})
-            bar.update(1)
-            if self.step % 50 == 0 or self.step == end:
-                bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if "loss" in k})
-            if callback and every and self.step % every == 0:
-                callback(self)
-            last = self.step == end or self.stop_requested
-            if evaluate and ((eval_every and self.step % eval_every == 0) or last):
-                self.evals.append({"step": self.step, **evaluate(self), "time": self.train_time})
-            if checkpoint and ((checkpoint_every and self.step % checkpoint_every == 0) or last):
-                self.save(checkpoint)
-            if self.stop_requested:
-                break
+            _show_progress(bar, row, self.step, end)
+            self._run_callbacks(callbacks, last=self.step == end)
         bar.close()
         return self
+
+    def log_eval(self, **values) -> None:
+        """Append one evaluation row (``step``, ``values``, training ``time``) to :attr:`evals`."""
+        self.evals.append({"step": self.step, **values, "time": self.train_time})
+
+    @torch.no_grad()
+    def snapshot(self, trainer=None) -> None:
+        """A callback: keep 64 samples from fixed noise in :attr:`snapshots` as ``(step, images)``.
+
+        The noise comes from its own generator, so snapshots do not disturb the run.
+        """
+        z = torch.randn(64, self.generator.z_dim, generator=torch.Generator().manual_seed(0))
+        self.snapshots.append((self.step, self.sample(z.to(self.device)).cpu()))
+
+    def _run_callbacks(self, callbacks: list[Callback], last: bool) -> None:
+        ran = [last or self.stop_requested or (every > 0 and self.step % every == 0)
+               for every, _ in callbacks]
+        for (_, fn), due in zip(callbacks, ran, strict=True):
+            if due:
+                fn(self)
+        if self.stop_requested:  # asked during this step's callbacks: the rest run once more
+            for (_, fn), done in zip(callbacks, ran, strict=True):
+                if not done:
+                    fn(self)
+
+    def _use_data(self, x, y) -> None:
+        """Batches of ``x`` (and ``y``) on the device; the same data continues its epoch."""
+        tensors = tuple(t.to(self.device) for t in ((x,) if y is None else (x, y)))
+        if self.batches is not None and self.batches.tensors[0] is tensors[0]:
+            return
+        state = self.batches.state_dict() if self.batches else self._resumed_batches
+        self.batches = Batches(*tensors, batch_size=self.batch_size, shard=self.shard,
+                               generator=self.data_generator)
+        if state is not None and len(state["perm"]) == len(x):  # continue the epoch
+            self.batches.load_state_dict(state)
+        self._resumed_batches = None
 
     def _guard(self, row: dict[str, float]) -> None:
         bad = [k for k, v in row.items() if "loss" in k and not math.isfinite(v)]
@@ -262,10 +286,20 @@ class Trainer:
         return self
 
 
-def _grad_norm(module: nn.Module, clip: float | None) -> float:
-    """Total gradient norm of ``module`` (before clipping to ``clip``, when given)."""
-    params = [p for p in module.parameters() if p.grad is not None]
-    return float(nn.utils.clip_grad_norm_(params, clip if clip else math.inf))
+def _check_callbacks(callbacks) -> list[Callback]:
+    out = list(callbacks)
+    for c in out:
+        if not (isinstance(c, tuple) and len(c) == 2 and isinstance(c[0], int) and c[0] >= 0
+                and callable(c[1])):
+            raise TypeError(f"a callback is a pair (every, fn) with every >= 0 steps and "
+                            f"fn(trainer) callable, got {c!r}")
+    return out
+
+
+def _show_progress(bar, row: dict, step: int, end: int) -> None:
+    bar.update(1)
+    if step % 50 == 0 or step == end:
+        bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if "loss" in k})
 
 
 class GANTrainer(Trainer):
@@ -277,12 +311,13 @@ class GANTrainer(Trainer):
         lr_g, lr_d, betas: Adam settings of each network.
         n_critic: discriminator steps per generator step (5 is usual for WGAN-GP).
         gp_weight: weight of the gradient penalty (used with ``"wgan-gp"``).
-        ema: decay of an exponential moving average of G's weights (e.g. 0.999, reached after a
-            warm-up of a few hundred steps), or None.
-            :meth:`sample` then uses the average, which gives steadier samples.
+        ema: decay of an exponential moving average of G's weights (e.g. 0.995, reached after a
+            warm-up), or None. :meth:`sample` then uses the average, which gives steadier samples.
         clip_grad: clip both networks' gradient norms to this value (the source's advice
             against vanishing gradients -- see notebook 06 for why it cannot help).
         batch_size: recorded in the config so a checkpoint resumes with the same batches.
+
+    Set :attr:`log_grad_norms` to False to skip measuring the gradient norms every step.
     """
 
     def __init__(self, G, D, *, loss="nonsaturating", lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999),
@@ -292,80 +327,75 @@ class GANTrainer(Trainer):
         self.G, self.D = G.to(self.device), D.to(self.device)
         self.d_loss_fn, self.g_loss_fn = get_loss(loss)
         self.loss, self.n_critic, self.gp_weight, self.clip_grad = loss, n_critic, gp_weight, clip_grad
-        self.G_ema = copy.deepcopy(G).eval().requires_grad_(False) if ema else None
         self.ema = ema
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if ema else None
         self.modules = {"G": self.G, "D": self.D}
         if self.G_ema is not None:
             self.modules["G_ema"] = self.G_ema
-        self.optimizers = {"G": torch.optim.Adam(G.parameters(), lr=lr_g, betas=tuple(betas)),
-                           "D": torch.optim.Adam(D.parameters(), lr=lr_d, betas=tuple(betas))}
+        self.opt_g = torch.optim.Adam(G.parameters(), lr=lr_g, betas=tuple(betas))
+        self.opt_d = torch.optim.Adam(D.parameters(), lr=lr_d, betas=tuple(betas))
+        self.optimizers = {"G": self.opt_g, "D": self.opt_d}
         self.config = {"loss": loss, "lr_g": lr_g, "lr_d": lr_d, "betas": list(betas),
                        "n_critic": n_critic, "gp_weight": gp_weight, "ema": ema,
                        "clip_grad": clip_grad, "batch_size": batch_size,
                        "G": type(G).__name__, "D": type(D).__name__}
-        self.snapshots: list[tuple[int, torch.Tensor]] = []
         self.conditional = getattr(G, "n_classes", 0) > 0
-
-    def fit(self, x, y=None, *, steps, snapshots: int = 0, **kw):
-        """As :meth:`Trainer.fit`; ``snapshots`` keeps that many sample grids from fixed
-        noise during the run, in :attr:`snapshots` as ``(step, images)``."""
-        if self.conditional and y is None:
-            raise ValueError("a class-conditional GAN needs the labels y to train")
-        y = y if self.conditional else None
-        if snapshots:
-            # fixed noise from its own generator: snapshots do not disturb the run's RNG
-            fixed_z = torch.randn(64, self.G.z_dim, generator=torch.Generator().manual_seed(0))
-            fixed_y = torch.arange(64, device=self.device) % 10 if self.conditional else None
-            every = max(1, steps // snapshots)
-            user_cb, user_every = kw.pop("callback", None), kw.pop("every", 0)
-
-            def callback(tr):
-                if tr.step % every == 0:
-                    tr.snapshots.append((tr.step, tr.sample(fixed_z, fixed_y).cpu()))
-                if user_cb and user_every and tr.step % user_every == 0:
-                    user_cb(tr)
-
-            kw["callback"], kw["every"] = callback, 1  # it checks both periods itself
-        return super().fit(x, y, steps=steps, **kw)
+        self.log_grad_norms = True
+        self._grad_norms: dict[str, torch.Tensor] = {}
 
     def train_step(self, real, y=None) -> dict[str, float]:
-        G, D = self.G, self.D
-        opt_g, opt_d = self.optimizers["G"], self.optimizers["D"]
-        # 1. Discriminator: push D(x) up on real data and D(G(z)) down on generated data.
+        """One step of the GAN algorithm, as notebook 02 writes it out."""
+        # 1. Discriminator: score real images up and generated ones down (n_critic times).
         for i in range(self.n_critic):
             if i > 0:
-                real, *rest = next(self.batches)
-                y = rest[0] if rest else None
-            last = i == self.n_critic - 1
-            with torch.set_grad_enabled(last):  # keep G's graph only for the G step below
-                fake = self._G(G.noise(len(real)), y)
-            r, f = self._D(real, y), self._D(fake.detach(), y)
+                real, y = self._next_batch()
+            fake = self._G(self.G.noise(len(real)), y)
+            r = self._D(real, y)
+            f = self._D(fake.detach(), y)  # detach: D's loss must not send gradients into G
             d_loss = self.d_loss_fn(r, f)
-            gp = torch.zeros(())
-            if self.loss == "wgan-gp":
-                gp = gradient_penalty(D, real, fake, y)
-                d_loss = d_loss + self.gp_weight * gp
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            d_norm = _grad_norm(D, self.clip_grad)
-            opt_d.step()
-        # 2. Generator: make the (updated) D score the same fakes as real.
-        D.requires_grad_(False)
-        f_g = self._D(fake, y, sync=False)  # D is frozen here: no gradients of D to share
-        g_loss = self.g_loss_fn(f_g)
-        opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        g_norm = _grad_norm(G, self.clip_grad)
-        opt_g.step()
-        D.requires_grad_(True)
-        if self.G_ema is not None:
-            self._update_ema()
-        with torch.no_grad():
-            to_p = torch.sigmoid if self.loss in BCE_LOSSES else (lambda t: t)
-            d_real, d_fake = to_p(r).mean(), to_p(f).mean()
-        return {"d_loss": d_loss.item(), "g_loss": g_loss.item(), "d_real": d_real.item(),
-                "d_fake": d_fake.item(), "d_grad_norm": d_norm, "g_grad_norm": g_norm,
-                "gp": gp.item()}
+            gp = self._penalty(real, fake, y)  # 0 unless the loss is wgan-gp
+            self._update("D", d_loss + gp)
+        # 2. Generator: make the updated D call the same fakes real. D is frozen, so this
+        #    backward pass fills only G's gradients.
+        self.D.requires_grad_(False)
+        g_loss = self.g_loss_fn(self._D(fake, y, sync=False))
+        self._update("G", g_loss)
+        self.D.requires_grad_(True)
+        self._update_ema()
+        return self._log(d_loss=d_loss, g_loss=g_loss, r=r, f=f, gp=gp)
+
+    # --------------------------------------------------------- the step's helpers
+    def _update(self, name: str, loss: torch.Tensor) -> None:
+        """Zero ``name``'s gradients, backpropagate ``loss``, (clip,) take the optimiser step."""
+        net, opt = (self.G, self.opt_g) if name == "G" else (self.D, self.opt_d)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.clip_grad or self.log_grad_norms:
+            params = [p for p in net.parameters() if p.grad is not None]
+            self._grad_norms[name] = nn.utils.clip_grad_norm_(
+                params, self.clip_grad if self.clip_grad else math.inf)
+        opt.step()
+
+    def _penalty(self, real, fake, y) -> torch.Tensor:
+        if self.loss != "wgan-gp":
+            return torch.zeros((), device=real.device)
+        return self.gp_weight * gradient_penalty(self.D, real, fake, y)
+
+    def _next_batch(self):
+        real, *rest = next(self.batches)
+        return real, (rest[0] if rest else None)
+
+    @torch.no_grad()
+    def _log(self, d_loss, g_loss, r, f, gp) -> dict[str, float]:
+        """The step's numbers as floats, moved off the device in one transfer."""
+        to_p = torch.sigmoid if self.loss in BCE_LOSSES else (lambda t: t)
+        values = {"d_loss": d_loss, "g_loss": g_loss, "d_real": to_p(r).mean(),
+                  "d_fake": to_p(f).mean(), "gp": gp}
+        if self.log_grad_norms or self.clip_grad:
+            values["d_grad_norm"] = self._grad_norms["D"]
+            values["g_grad_norm"] = self._grad_norms["G"]
+        numbers = torch.stack([v.detach().float().reshape(()) for v in values.values()]).tolist()
+        return dict(zip(values, numbers, strict=True))
 
     def _G(self, z, y):
         G = self.ddp.get("G", self.G)
@@ -377,29 +407,39 @@ class GANTrainer(Trainer):
 
     @torch.no_grad()
     def _update_ema(self):
-        # Warm-up: the decay grows as (1 + t) / (10 + t) up to `ema`, so the average does not
-        # start as a mostly untrained G (with 0.999 it would for the first ~1,000 steps).
+        """G_ema <- decay * G_ema + (1 - decay) * G, with a warm-up of the decay.
+
+        The decay grows as (1 + t) / (10 + t) up to ``ema``, so the average does not start
+        as a mostly untrained G (with 0.999 it would for the first ~1,000 steps).
+        """
+        if self.G_ema is None:
+            return
         decay = min(self.ema, (1 + self.step) / (10 + self.step))
-        ema_p, p = list(self.G_ema.parameters()), list(self.G.parameters())
-        torch._foreach_lerp_(ema_p, p, 1 - decay)
+        torch._foreach_lerp_(list(self.G_ema.parameters()), list(self.G.parameters()), 1 - decay)
         for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers(), strict=True):
             b_ema.copy_(b)
+
+    # ------------------------------------------------------------------ sampling
+    def _use_data(self, x, y) -> None:
+        if self.conditional and y is None:
+            raise ValueError("a class-conditional GAN needs the labels y to train")
+        super()._use_data(x, y if self.conditional else None)
 
     @torch.no_grad()
     def sample(self, n_or_z: int | torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Samples from the EMA generator when there is one, else from G, in eval mode.
 
-        ``n_or_z`` is a number of samples or a batch of noise vectors.
+        ``n_or_z`` is a number of samples or a batch of noise vectors; a conditional
+        generator without labels ``y`` draws the classes 0, 1, 2, ... in turn.
         """
-        G = self.G_ema if self.G_ema is not None else self.G
-        was = G.training
-        G.eval()
-        z = G.noise(n_or_z) if isinstance(n_or_z, int) else n_or_z.to(self.device)
-        if self.conditional and y is None:
-            y = torch.arange(len(z), device=self.device) % G.n_classes
-        out = G(z, y) if self.conditional else G(z)
-        G.train(was)
-        return out
+        G = self.generator
+        with evaluating(G):
+            z = G.noise(n_or_z) if isinstance(n_or_z, int) else n_or_z.to(self.device)
+            if not self.conditional:
+                return G(z)
+            if y is None:
+                y = torch.arange(len(z), device=self.device) % G.n_classes
+            return G(z, y.to(self.device))
 
     @property
     def generator(self) -> nn.Module:
@@ -417,9 +457,6 @@ class VAETrainer(Trainer):
         self.optimizers = {"vae": torch.optim.Adam(vae.parameters(), lr=lr)}
         self.config = {"lr": lr, "batch_size": batch_size, "model": type(vae).__name__}
 
-    def fit(self, x, y=None, *, steps, **kw):
-        return super().fit(x, None, steps=steps, **kw)  # a VAE ignores labels
-
     def train_step(self, x) -> dict[str, float]:
         out = self.ddp["vae"](x) if "vae" in self.ddp else self.vae.elbo(x)
         loss = -out["elbo"]
@@ -427,31 +464,21 @@ class VAETrainer(Trainer):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        return {"loss": loss.item(), "elbo": out["elbo"].item(), "recon": out["recon"].item(),
-                "kl": out["kl"].item()}
+        numbers = torch.stack([loss.detach(), out["elbo"].detach(), out["recon"].detach(),
+                               out["kl"].detach()]).tolist()
+        return dict(zip(("loss", "elbo", "recon", "kl"), numbers, strict=True))
 
-    def sample(self, n: int) -> torch.Tensor:
-        self.vae.eval()
-        out = self.vae.sample(n)
-        self.vae.train()
-        return out
+    def _use_data(self, x, y) -> None:
+        super()._use_data(x, None)  # a VAE ignores labels
+
+    @torch.no_grad()
+    def sample(self, n_or_z: int | torch.Tensor) -> torch.Tensor:
+        """``n`` samples (or the decoded latent vectors ``z``), in eval mode."""
+        with evaluating(self.vae):
+            if isinstance(n_or_z, int):
+                return self.vae.sample(n_or_z)
+            return self.vae.decode(n_or_z.to(self.device))
 
     @property
     def generator(self) -> nn.Module:
         return self.vae
-
-
-def train_gan(G, D, x, y=None, *, steps: int, batch_size: int = 64, snapshots: int = 0,
-              callback=None, every: int = 0, evaluate=None, eval_every: int = 0,
-              checkpoint=None, checkpoint_every: int = 0, progress=None, **settings) -> GANTrainer:
-    """Build a :class:`GANTrainer` with ``settings`` and train it; returns the trainer."""
-    trainer = GANTrainer(G, D, batch_size=batch_size, **settings)
-    return trainer.fit(x, y, steps=steps, snapshots=snapshots, callback=callback, every=every,
-                       evaluate=evaluate, eval_every=eval_every, checkpoint=checkpoint,
-                       checkpoint_every=checkpoint_every, progress=progress)
-
-
-def train_vae(vae, x, *, steps: int, batch_size: int = 64, lr: float = 1e-3, **fit_kw) -> VAETrainer:
-    """Build a :class:`VAETrainer` and train it; returns the trainer."""
-    return VAETrainer(vae, lr=lr, batch_size=batch_size, device=fit_kw.pop("device", "auto")).fit(
-        x, steps=steps, **fit_kw)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -40,3 +41,23 @@ def setup(seed: int = 0, device: str = "auto", threads: int | None = None) -> to
     set_threads(threads)
     seed_everything(seed)
     return get_device(device)
+
+
+@contextmanager
+def evaluating(*models: torch.nn.Module):
+    """Put ``models`` in eval mode for a ``with`` block, then restore each one's mode.
+
+    Sampling and measuring must not leave a network in eval mode halfway through training
+    (dropout and batch norm behave differently there)::
+
+        with evaluating(G), torch.no_grad():
+            images = G(z)
+    """
+    modes = [m.training for m in models]
+    for m in models:
+        m.eval()
+    try:
+        yield models[0] if len(models) == 1 else models
+    finally:
+        for m, mode in zip(models, modes, strict=True):
+            m.train(mode)

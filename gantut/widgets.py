@@ -391,23 +391,16 @@ class TrainingDashboard(_Panel):
                              f"{rate:.0f} images/s")
         self.refresh()
 
-    async def fit(self, x, y=None, *, steps: int, **fit_kw):
-        """Train ``steps`` more steps (``fit_kw`` go to ``trainer.fit``); returns the trainer.
+    async def fit(self, x, y=None, *, steps: int, callbacks=(), **fit_kw):
+        """Train ``steps`` more steps with the panel's redraw as one more callback (``callbacks``
+        and ``fit_kw`` go to ``trainer.fit``); returns the trainer.
 
         Use it with ``await`` in a notebook cell.
         """
         tr = self.trainer
         self.target, self._t0 = tr.step + steps, (tr.step, tr.train_time)
-        user_cb, user_every = fit_kw.pop("callback", None), fit_kw.pop("every", 0)
-
-        def callback(trainer):
-            if trainer.step % self.every == 0:
-                self.on_step(trainer)
-            if user_cb and user_every and trainer.step % user_every == 0:
-                user_cb(trainer)
-
-        every = math.gcd(self.every, user_every) if user_cb and user_every else self.every
-        kw = {"steps": steps, "callback": callback, "every": every, "progress": False, **fit_kw}
+        callbacks = [(self.every, self.on_step), *callbacks]
+        kw = {"steps": steps, "callbacks": callbacks, "progress": False, **fit_kw}
         self._set_status(f"training to step {self.target} …")
         if "stop" in self.controls:
             self.controls["stop"].disabled = False

@@ -20,7 +20,7 @@ def test_toy_gan_is_reproducible_and_the_seed_matters():
 def test_toy_gan_passes_settings_and_watches_the_run():
     seen = []
     tr = toy_gan(ring_of_gaussians(), steps=4, seed=0, n_data=128, batch_size=32, loss="wgan-gp",
-                 n_critic=2, spectral_norm=True, callback=lambda t: seen.append(t.step), every=2)
+                 n_critic=2, spectral_norm=True, callbacks=[(2, lambda t: seen.append(t.step))])
     assert tr.loss == "wgan-gp" and tr.n_critic == 2
     assert any("parametrizations" in name for name, _ in tr.D.named_modules())
     assert seen == [2, 4]

@@ -145,10 +145,10 @@ def test_evaluating_during_training_does_not_change_the_run(mnist):
     """The evaluator samples under its own seed: training with and without it is identical."""
     x = mnist.train_x[:512]
     runs = []
-    for evaluate in (None, M.fid_evaluator(mnist, n=200)):
+    for callbacks in ([], [(10, M.fid_evaluator(mnist, n=200))]):
         torch.manual_seed(0)
         tr = GANTrainer(MLPGenerator(), MLPDiscriminator(), device="cpu")
-        tr.fit(x, steps=20, evaluate=evaluate, eval_every=10, progress=False)
+        tr.fit(x, steps=20, callbacks=callbacks, progress=False)
         runs.append(tr)
     assert [r["d_loss"] for r in runs[0].history] == [r["d_loss"] for r in runs[1].history]
     assert [e["step"] for e in runs[1].evals] == [10, 20]

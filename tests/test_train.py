@@ -7,7 +7,7 @@ import gantut
 from gantut.checkpoint import CheckpointError, atomic_save, safe_load
 from gantut.data import ring_of_gaussians
 from gantut.models import VAE, MLPDiscriminator, MLPGenerator
-from gantut.train import GANTrainer, TrainingDiverged, VAETrainer, train_gan
+from gantut.train import Batches, GANTrainer, TrainingDiverged, VAETrainer
 
 
 def assert_same_params(a: torch.nn.Module, b: torch.nn.Module):
@@ -20,8 +20,16 @@ def toy_models():
             MLPDiscriminator(in_shape=(2,), hidden=(32, 32)))
 
 
+def gan(x, y=None, *, steps, callbacks=(), **settings):
+    """A GANTrainer on the source's MLPs, trained ``steps`` steps on ``x``."""
+    G = MLPGenerator(n_classes=10 if y is not None else 0)
+    D = MLPDiscriminator(n_classes=10 if y is not None else 0)
+    return GANTrainer(G, D, device="cpu", **settings).fit(x, y, steps=steps, callbacks=callbacks,
+                                                          progress=False)
+
+
 def test_history_records_every_step(small_mnist):
-    tr = train_gan(MLPGenerator(), MLPDiscriminator(), small_mnist[0], steps=12, progress=False)
+    tr = gan(small_mnist[0], steps=12)
     df = tr.history.df()
     assert list(df.index) == list(range(1, 13))
     for col in ("d_loss", "g_loss", "d_real", "d_fake", "d_grad_norm", "g_grad_norm", "time"):
@@ -30,22 +38,137 @@ def test_history_records_every_step(small_mnist):
     assert df.time.is_monotonic_increasing
 
 
+def test_grad_norm_logging_can_be_switched_off(small_mnist):
+    tr = GANTrainer(MLPGenerator(), MLPDiscriminator(), device="cpu")
+    tr.log_grad_norms = False
+    tr.fit(small_mnist[0], steps=2, progress=False)
+    assert "g_grad_norm" not in tr.history[-1] and "d_loss" in tr.history[-1]
+
+
 def test_gan_moves_toward_the_data():
     """On a 1-mode toy problem G's samples move from the origin to the mode at (2, 0)."""
     data = ring_of_gaussians(n_modes=1, radius=2.0, std=0.1).sample(2048)
     G, D = toy_models()
     before = (G.sample(512) - torch.tensor([2.0, 0.0])).norm(dim=1).mean()
-    tr = train_gan(G, D, data, steps=600, batch_size=128, lr_g=1e-3, lr_d=1e-3, progress=False)
+    tr = GANTrainer(G, D, batch_size=128, lr_g=1e-3, lr_d=1e-3, device="cpu")
+    tr.fit(data, steps=600, progress=False)
     after = (tr.sample(512) - torch.tensor([2.0, 0.0])).norm(dim=1).mean()
     assert after < 0.5 * before and after < 0.5
 
 
 def test_vae_raises_the_elbo(small_mnist):
-    tr = gantut.train_vae(VAE(z_dim=4, hidden=64), small_mnist[0], steps=150, progress=False)
+    tr = VAETrainer(VAE(z_dim=4, hidden=64), device="cpu").fit(small_mnist[0], steps=150,
+                                                               progress=False)
     df = tr.history.df()
     assert df.elbo.iloc[-20:].mean() > df.elbo.iloc[:20].mean() + 50
 
 
+# ------------------------------------------------------------ each mechanism of the step
+def test_an_epoch_visits_every_example_once_in_a_new_order():
+    x = torch.arange(12.0)
+    batches = Batches(x, batch_size=4)
+    epochs = [torch.cat([next(batches)[0] for _ in range(3)]) for _ in range(3)]
+    for e in epochs:
+        assert sorted(e.tolist()) == x.tolist()  # every example exactly once
+    orders = {tuple(e.tolist()) for e in epochs}
+    assert len(orders) == 3 and tuple(x.tolist()) not in orders  # shuffled, anew each epoch
+
+
+def test_consecutive_steps_train_on_different_batches(small_mnist):
+    """The source's bug (the same first batch at every step) must not come back."""
+    seen = []
+
+    class Spy(GANTrainer):
+        def train_step(self, real, y=None):
+            seen.append(real.clone())
+            return super().train_step(real, y)
+
+    x = small_mnist[0][:256]
+    Spy(MLPGenerator(), MLPDiscriminator(), device="cpu").fit(x, steps=4, progress=False)
+    assert all(not torch.equal(a, b) for a, b in zip(seen, seen[1:], strict=False))
+    assert len({tuple(b.flatten().tolist()) for b in seen}) == 4
+
+
+def test_ema_equals_its_closed_form():
+    """G_ema after N steps is the warm-up-weighted average of G's weights at each step."""
+    torch.manual_seed(0)
+    G, D = toy_models()
+    tr = GANTrainer(G, D, ema=0.9, lr_g=1e-2, lr_d=1e-2, batch_size=32, device="cpu")
+    x = ring_of_gaussians().sample(256)
+    ema = [p.detach().clone() for p in G.parameters()]  # the copy starts as G
+    for _ in range(15):
+        tr.fit(x, steps=1, progress=False)
+        decay = min(0.9, (1 + tr.step - 1) / (10 + tr.step - 1))  # the step before the update
+        ema = [decay * e + (1 - decay) * p.detach() for e, p in zip(ema, G.parameters(),
+                                                                    strict=True)]
+    for e, p in zip(ema, tr.G_ema.parameters(), strict=True):
+        torch.testing.assert_close(p, e, rtol=1e-5, atol=1e-6)
+    # and it is an average, not G itself: with decay 0.9 it lags behind G
+    assert any(not torch.allclose(p, q) for p, q in zip(G.parameters(), tr.G_ema.parameters(),
+                                                         strict=True))
+
+
+def test_g_step_leaves_d_untouched_and_d_step_leaves_g_untouched(small_mnist):
+    """detach() and the frozen D: each optimiser step moves only its own network."""
+    x = small_mnist[0]
+    torch.manual_seed(0)
+    tr = GANTrainer(MLPGenerator(), MLPDiscriminator(), lr_g=0.0, device="cpu")
+    G0 = [p.clone() for p in tr.G.parameters()]
+    tr.fit(x, steps=3, progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(G0, tr.G.parameters(), strict=True))
+    torch.manual_seed(0)
+    tr = GANTrainer(MLPGenerator(), MLPDiscriminator(), lr_d=0.0, device="cpu")
+    D0 = [p.clone() for p in tr.D.parameters()]
+    tr.fit(x, steps=3, progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(D0, tr.D.parameters(), strict=True))
+    assert all(p.requires_grad for p in tr.D.parameters())  # unfrozen after the G step
+
+
+# ---------------------------------------------------------------------------- callbacks
+def test_callbacks_run_every_k_steps_and_after_the_last(small_mnist):
+    calls = {"a": [], "b": [], "end": []}
+    gan(small_mnist[0], steps=7, callbacks=[
+        (3, lambda tr: calls["a"].append(tr.step)),
+        (1, lambda tr: calls["b"].append(tr.step)),
+        (0, lambda tr: calls["end"].append(tr.step)),
+    ])
+    assert calls == {"a": [3, 6, 7], "b": list(range(1, 8)), "end": [7]}
+
+
+def test_a_stop_from_a_callback_runs_every_callback_once_more(small_mnist, tmp_path):
+    seen = []
+
+    def stop_at_4(tr):
+        if tr.step == 4:
+            tr.stop_requested = True
+
+    tr = gan(small_mnist[0], steps=100, callbacks=[
+        (10, lambda tr: seen.append(("before", tr.step))), (1, stop_at_4),
+        (10, lambda tr: seen.append(("after", tr.step))), (0, lambda tr: tr.save(tmp_path / "c.pt"))])
+    assert tr.step == 4 and seen == [("before", 4), ("after", 4)]
+    assert safe_load(tmp_path / "c.pt")["step"] == 4
+
+
+def test_bad_callbacks_are_refused(small_mnist):
+    with pytest.raises(TypeError, match=r"pair \(every, fn\)"):
+        gan(small_mnist[0], steps=1, callbacks=[lambda tr: None])
+    with pytest.raises(TypeError, match=r"pair \(every, fn\)"):
+        gan(small_mnist[0], steps=1, callbacks=[(-1, print)])
+
+
+def test_evaluation_rows_and_snapshots(small_mnist):
+    x, y = small_mnist
+    tr = GANTrainer(MLPGenerator(n_classes=10), MLPDiscriminator(n_classes=10), device="cpu")
+    tr.fit(x, y, steps=20, progress=False,
+           callbacks=[(5, tr.snapshot), (10, lambda t: t.log_eval(score=t.step / 10))])
+    assert [s for s, _ in tr.snapshots] == [5, 10, 15, 20]
+    assert tr.snapshots[0][1].shape == (64, 1, 28, 28)
+    assert [(e["step"], e["score"]) for e in tr.evals] == [(10, 1.0), (20, 2.0)]
+    with pytest.raises(ValueError, match="needs the labels"):
+        GANTrainer(MLPGenerator(n_classes=10), MLPDiscriminator(n_classes=10)).fit(x, steps=1)
+
+
+# ---------------------------------------------------------------- resume, seeds, errors
 @pytest.mark.parametrize("loss", ["nonsaturating", "wgan-gp"])
 def test_resume_equals_uninterrupted(tmp_path, small_mnist, loss):
     x, _ = small_mnist
@@ -59,13 +182,14 @@ def test_resume_equals_uninterrupted(tmp_path, small_mnist, loss):
 
     torch.manual_seed(1)
     half = GANTrainer(*build(), **settings)
-    half.fit(x, steps=11, progress=False, checkpoint=tmp_path / "run.pt")
+    half.fit(x, steps=11, progress=False, callbacks=[(0, lambda tr: tr.save(tmp_path / "run.pt"))])
     torch.manual_seed(999)  # whatever happens in between must not matter
     resumed = GANTrainer(*build(), **settings).resume(tmp_path / "run.pt")
     resumed.fit(x, steps=9, progress=False)
 
     for k in full.modules:
         assert_same_params(full.modules[k], resumed.modules[k])
+
     def losses(tr):
         return [{k: v for k, v in r.items() if k != "time"} for r in tr.history]
 
@@ -76,7 +200,7 @@ def test_same_seed_same_numbers(small_mnist):
     runs = []
     for _ in range(2):
         gantut.setup(seed=3)
-        tr = train_gan(MLPGenerator(), MLPDiscriminator(), small_mnist[0], steps=15, progress=False)
+        tr = gan(small_mnist[0], steps=15)
         runs.append([r["d_loss"] for r in tr.history])
     assert runs[0] == runs[1]
 
@@ -85,12 +209,11 @@ def test_nan_guard_names_the_step(small_mnist):
     x = small_mnist[0].clone()
     x[:] = float("nan")
     with pytest.raises(TrainingDiverged, match=r"step 1: d_loss = nan.*learning rate"):
-        train_gan(MLPGenerator(), MLPDiscriminator(), x, steps=5, progress=False)
+        gan(x, steps=5)
 
 
 def test_resume_with_other_settings_is_refused(tmp_path, small_mnist):
-    tr = train_gan(MLPGenerator(), MLPDiscriminator(), small_mnist[0], steps=2, progress=False,
-                   checkpoint=tmp_path / "a.pt")
+    tr = gan(small_mnist[0], steps=2, callbacks=[(0, lambda tr: tr.save(tmp_path / "a.pt"))])
     assert tr.step == 2
     with pytest.raises(CheckpointError, match="build the same models and settings"):
         GANTrainer(MLPGenerator(), MLPDiscriminator(), loss="hinge").resume(tmp_path / "a.pt")
@@ -128,16 +251,6 @@ def test_weights_only_refuses_arbitrary_objects(tmp_path):
         safe_load(path)
 
 
-def test_snapshots_and_conditional(small_mnist):
-    x, y = small_mnist
-    G, D = MLPGenerator(n_classes=10), MLPDiscriminator(n_classes=10)
-    tr = train_gan(G, D, x, y, steps=20, snapshots=4, progress=False)
-    assert [s for s, _ in tr.snapshots] == [5, 10, 15, 20]
-    assert tr.snapshots[0][1].shape == (64, 1, 28, 28)
-    with pytest.raises(ValueError, match="needs the labels"):
-        train_gan(MLPGenerator(n_classes=10), MLPDiscriminator(n_classes=10), x, steps=1)
-
-
 def test_bad_batch_size(small_mnist):
     with pytest.raises(ValueError, match="larger than the dataset"):
-        train_gan(MLPGenerator(), MLPDiscriminator(), small_mnist[0][:10], steps=1, batch_size=64)
+        gan(small_mnist[0][:10], steps=1, batch_size=64)

@@ -88,8 +88,8 @@ def test_dashboard_stop_ends_training_cleanly_and_keeps_the_model(gan, small_mni
         if tr.step == 12:
             dash.on_stop()  # the Stop button's handler
 
-    tr = asyncio.run(dash.fit(small_mnist[0], steps=1000, callback=press_stop_at_step_12,
-                              every=1, checkpoint=tmp_path / "run.pt"))
+    tr = asyncio.run(dash.fit(small_mnist[0], steps=1000, callbacks=[
+        (1, press_stop_at_step_12), (0, lambda tr: tr.save(tmp_path / "run.pt"))]))
     assert tr.step == 12 and len(tr.history) == 12
     assert dash.status == "stopped at step 12" and dash.controls["stop"].disabled
     saved = torch.load(tmp_path / "run.pt", weights_only=True)
