@@ -9,7 +9,7 @@ Notebook 06 (the source's FAQ) answers two questions with them:
   shrinking layer by layer through a deep network (a problem of depth), and
   :func:`probe_generator_gradients` trains D alone against a frozen G and measures the
   gradient each generator loss would send to G as D gets stronger (a problem of the
-  loss: Arjovsky & Bottou 2017, figure 2). :func:`gantut.losses.generator_gradient_norm` measures that
+  loss: Arjovsky & Bottou 2017, figure 2). :func:`generator_gradient_norm` measures that
   gradient before and after the gradient clipping the source recommends.
 
 Notebook 04.1 uses :func:`vae_elbo` to follow a VAE's ELBO on held-out digits.
@@ -22,7 +22,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from .losses import generator_gradient_norm
+from .losses import get_loss
 from .train import GANTrainer
 from .utils import evaluating
 
@@ -117,6 +117,34 @@ def layer_grad_norms(model: nn.Module, loss_fn: Callable[[nn.Module], torch.Tens
             p.grad = g
 
 
+def generator_gradient_norm(G, D, loss: str, n: int = 256, clip: float | None = None,
+                            seed: int = 0) -> float:
+    """Norm of the gradient that generator loss ``loss`` sends to G's parameters, for one batch
+    of ``n`` fixed noise vectors (``seed``), with G and D as they are (nothing is updated, no
+    ``.grad`` field is touched).
+
+    ``clip``: the norm *after* ``torch.nn.utils.clip_grad_norm_(params, clip)``, as
+    :class:`~gantut.train.GANTrainer` applies it with ``clip_grad`` -- it can only shrink a norm.
+
+    Comparing losses on the same G, D and noise isolates what the loss itself does: e.g. under a
+    D that rejects G's samples, the minimax gradient is a small fraction of the non-saturating one.
+    """
+    _, g_loss = get_loss(loss)
+    params = [p for p in G.parameters() if p.requires_grad]
+    d_state = [p.requires_grad for p in D.parameters()]
+    D.requires_grad_(False)
+    try:
+        z = torch.randn(n, G.z_dim, generator=torch.Generator().manual_seed(seed))
+        grads = torch.autograd.grad(g_loss(D(G(z.to(params[0].device)))), params)
+    finally:
+        for p, flag in zip(D.parameters(), d_state, strict=True):
+            p.requires_grad_(flag)
+    norm = torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])).item()
+    if clip is not None:  # clip_grad_norm_ scales by clip / (norm + 1e-6) when that is < 1
+        norm *= min(1.0, clip / (norm + 1e-6))
+    return norm
+
+
 def probe_generator_gradients(G: nn.Module, D: nn.Module, x: torch.Tensor, *, steps: int,
                               every: int, loss: str = "minimax",
                               probes: dict[str, dict] | None = None, **trainer_kw):
@@ -126,7 +154,7 @@ def probe_generator_gradients(G: nn.Module, D: nn.Module, x: torch.Tensor, *, st
     D is trained with ``loss``'s discriminator loss by an ordinary
     :class:`~gantut.train.GANTrainer` whose generator learning rate is 0, so G stays
     exactly as it is. ``probes`` maps a column name to keyword arguments of
-    :func:`gantut.losses.generator_gradient_norm`, e.g. ``{"minimax": {"loss": "minimax"}, "clipped":
+    :func:`generator_gradient_norm`, e.g. ``{"minimax": {"loss": "minimax"}, "clipped":
     {"loss": "minimax", "clip": 1.0}}`` (default: the generator loss of ``loss``).
 
     Returns ``(trainer, DataFrame)``: the frame has ``step``, ``d_fake`` (mean D(G(z)) as
@@ -173,5 +201,5 @@ def vae_elbo(vae: nn.Module, x: torch.Tensor, seed: int = 0, batch: int = 1000) 
     return {k: v / len(x) for k, v in totals.items()}
 
 
-__all__ = ["activation_stats", "dead_unit_share", "layer_grad_norms",
+__all__ = ["activation_stats", "dead_unit_share", "generator_gradient_norm", "layer_grad_norms",
            "probe_generator_gradients", "vae_elbo"]

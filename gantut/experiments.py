@@ -18,8 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-import torch
-
 from .data import ToyData
 from .models import MLPDiscriminator, MLPGenerator
 from .train import GANTrainer
@@ -80,20 +78,3 @@ def summarise(table, columns: Iterable[str] | None = None):
     columns = list(numeric if columns is None else columns)
     order = list(dict.fromkeys(table["config"]))
     return table.groupby("config", sort=False)[columns].agg(["mean", "std"]).loc[order]
-
-
-@torch.no_grad()
-def per_class_accuracy(classifier, images: torch.Tensor, labels: torch.Tensor,
-                       n_classes: int = 10) -> torch.Tensor:
-    """Share of ``images`` of each class ``c`` that ``classifier`` labels ``c`` (a tensor of
-    ``n_classes``): does a class-conditional generator draw the digit it was asked for?"""
-    if len(images) != len(labels):
-        raise ValueError(f"got {len(images)} images but {len(labels)} labels")
-    device = next(classifier.parameters()).device
-    pred = classifier(images.to(device)).argmax(1).cpu()
-    labels = labels.cpu()
-    hits = torch.bincount(labels[pred == labels], minlength=n_classes).float()
-    counts = torch.bincount(labels, minlength=n_classes).float()
-    if (counts == 0).any():
-        raise ValueError("every class needs at least one image")
-    return hits / counts

@@ -86,34 +86,6 @@ def gradient_penalty(D, real: torch.Tensor, fake: torch.Tensor, y=None) -> torch
     return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
 
 
-def generator_gradient_norm(G, D, loss: str, n: int = 256, clip: float | None = None,
-                            seed: int = 0) -> float:
-    """Norm of the gradient that generator loss ``loss`` sends to G's parameters, for one batch
-    of ``n`` fixed noise vectors (``seed``), with G and D as they are (nothing is updated, no
-    ``.grad`` field is touched).
-
-    ``clip``: the norm *after* ``torch.nn.utils.clip_grad_norm_(params, clip)``, as
-    :class:`~gantut.train.GANTrainer` applies it with ``clip_grad`` -- it can only shrink a norm.
-
-    Comparing losses on the same G, D and noise isolates what the loss itself does: e.g. under a
-    D that rejects G's samples, the minimax gradient is a small fraction of the non-saturating one.
-    """
-    _, g_loss = get_loss(loss)
-    params = [p for p in G.parameters() if p.requires_grad]
-    d_state = [p.requires_grad for p in D.parameters()]
-    D.requires_grad_(False)
-    try:
-        z = torch.randn(n, G.z_dim, generator=torch.Generator().manual_seed(seed))
-        grads = torch.autograd.grad(g_loss(D(G(z.to(params[0].device)))), params)
-    finally:
-        for p, flag in zip(D.parameters(), d_state, strict=True):
-            p.requires_grad_(flag)
-    norm = torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])).item()
-    if clip is not None:  # clip_grad_norm_ scales by clip / (norm + 1e-6) when that is < 1
-        norm *= min(1.0, clip / (norm + 1e-6))
-    return norm
-
-
 #: name -> (discriminator loss, generator loss)
 LOSSES = {
     "minimax": (bce_d_loss, minimax_g_loss),

@@ -401,6 +401,23 @@ def fid_evaluator(mnist: MNIST, n: int = 1000, seed: int = 0):
     return log_fid
 
 
+@torch.no_grad()
+def per_class_accuracy(classifier, images: torch.Tensor, labels: torch.Tensor,
+                       n_classes: int = 10) -> torch.Tensor:
+    """Share of ``images`` of each class ``c`` that ``classifier`` labels ``c`` (a tensor of
+    ``n_classes``): does a class-conditional generator draw the digit it was asked for?"""
+    if len(images) != len(labels):
+        raise ValueError(f"got {len(images)} images but {len(labels)} labels")
+    device = next(classifier.parameters()).device
+    pred = classifier(images.to(device)).argmax(1).cpu()
+    labels = labels.cpu()
+    hits = torch.bincount(labels[pred == labels], minlength=n_classes).float()
+    counts = torch.bincount(labels, minlength=n_classes).float()
+    if (counts == 0).any():
+        raise ValueError("every class needs at least one image")
+    return hits / counts
+
+
 # ------------------------------------------------------------------------ 2-D toy problems
 def mode_coverage(samples: torch.Tensor, toy: ToyData, n_sigma: float = 3.0) -> dict:
     """Mode coverage of 2-D samples from a toy mixture (Srivastava et al. 2017, VEEGAN).
@@ -424,4 +441,5 @@ def mode_coverage(samples: torch.Tensor, toy: ToyData, n_sigma: float = 3.0) -> 
 
 __all__ = ["MNISTClassifier", "accuracy", "class_entropy", "class_histogram", "evaluate",
            "features", "fid", "fid_evaluator", "kid", "load_classifier", "mode_coverage",
+           "per_class_accuracy",
            "precision_recall", "train_classifier"]

@@ -5,10 +5,11 @@ from torch import nn
 from gantut.diagnostics import (
     activation_stats,
     dead_unit_share,
+    generator_gradient_norm,
     layer_grad_norms,
     probe_generator_gradients,
 )
-from gantut.losses import generator_gradient_norm, get_loss
+from gantut.losses import get_loss
 from gantut.models import MLPDiscriminator, MLPGenerator
 
 
@@ -150,3 +151,16 @@ def test_clipping_scales_every_layer_alike_so_the_fall_through_depth_stays():
     assert sum(v**2 for v in clipped) < sum(v**2 for v in raw)
     assert clipped[0] / clipped[-1] == pytest.approx(raw[0] / raw[-1], rel=1e-4)
     assert all(p.grad is None for p in G.parameters())
+
+
+def test_generator_gradient_norm_compares_losses_on_the_same_state():
+    from gantut.models import MLPDiscriminator, MLPGenerator
+
+    G, D = MLPGenerator(), MLPDiscriminator()
+    with torch.no_grad():  # a D that confidently rejects everything: D(G(z)) ~ sigmoid(-6)
+        D.head.bias.fill_(-6.0)
+    mm = generator_gradient_norm(G, D, "minimax")
+    ns = generator_gradient_norm(G, D, "nonsaturating")
+    assert ns > 50 * mm  # sigma(-6) ~ 0.0025 vs 1 - sigma(-6) ~ 1
+    assert all(p.requires_grad for p in D.parameters())  # D left as it was
+    assert generator_gradient_norm(G, D, "minimax") == mm  # same noise every call

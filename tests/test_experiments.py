@@ -1,9 +1,8 @@
 import pytest
 import torch
-from torch import nn
 
 from gantut.data import ring_of_gaussians
-from gantut.experiments import over_seeds, per_class_accuracy, summarise, toy_gan
+from gantut.experiments import over_seeds, summarise, toy_gan
 
 
 def test_toy_gan_is_reproducible_and_the_seed_matters():
@@ -52,28 +51,3 @@ def test_over_seeds_rejects_bad_runs_and_empty_input():
         over_seeds(lambda name, seed: {}, {}, [0])
     with pytest.raises(ValueError, match="at least one"):
         over_seeds(lambda name, seed: {}, {"a": {}}, [])
-
-
-class _Fixed(nn.Module):
-    """A 'classifier' that labels an image by its first pixel (an integer 0-9)."""
-
-    def __init__(self):
-        super().__init__()
-        self.dummy = nn.Parameter(torch.zeros(1))
-
-    def forward(self, x):
-        return nn.functional.one_hot(x.flatten(1)[:, 0].long(), 10).float()
-
-
-def test_per_class_accuracy_counts_hits_per_requested_class():
-    labels = torch.tensor([0, 0, 1, 1, 2, 2, 3, 4, 5, 6, 7, 8, 9])
-    drawn = labels.clone()
-    drawn[0] = 5  # one of two 0s is drawn as a 5
-    drawn[4:6] = 7  # both 2s are wrong
-    images = drawn.float().view(-1, 1, 1, 1).expand(-1, 1, 28, 28)
-    acc = per_class_accuracy(_Fixed(), images, labels)
-    assert acc[0] == 0.5 and acc[1] == 1 and acc[2] == 0 and acc[3:].eq(1).all()
-    with pytest.raises(ValueError, match="labels"):
-        per_class_accuracy(_Fixed(), images[:3], labels)
-    with pytest.raises(ValueError, match="every class"):
-        per_class_accuracy(_Fixed(), images[:4], labels[:4])

@@ -69,16 +69,3 @@ def test_gradient_penalty_of_a_linear_critic():
 def test_unknown_loss():
     with pytest.raises(ValueError, match="minimax, nonsaturating, lsgan, hinge, wgan-gp"):
         losses.get_loss("wasserstein")
-
-
-def test_generator_gradient_norm_compares_losses_on_the_same_state():
-    from gantut.models import MLPDiscriminator, MLPGenerator
-
-    G, D = MLPGenerator(), MLPDiscriminator()
-    with torch.no_grad():  # a D that confidently rejects everything: D(G(z)) ~ sigmoid(-6)
-        D.head.bias.fill_(-6.0)
-    mm = losses.generator_gradient_norm(G, D, "minimax")
-    ns = losses.generator_gradient_norm(G, D, "nonsaturating")
-    assert ns > 50 * mm  # sigma(-6) ~ 0.0025 vs 1 - sigma(-6) ~ 1
-    assert all(p.requires_grad for p in D.parameters())  # D left as it was
-    assert losses.generator_gradient_norm(G, D, "minimax") == mm  # same noise every call

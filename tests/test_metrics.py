@@ -170,3 +170,28 @@ def test_mode_coverage_of_real_half_and_spread_samples():
     assert M.mode_coverage(grid.sample(5000, g), grid)["modes"] == 25
     with pytest.raises(ValueError, match="2-D points"):
         M.mode_coverage(torch.zeros(10, 3), ring)
+
+
+class _Fixed(torch.nn.Module):
+    """A 'classifier' that labels an image by its first pixel (an integer 0-9)."""
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        return torch.nn.functional.one_hot(x.flatten(1)[:, 0].long(), 10).float()
+
+
+def test_per_class_accuracy_counts_hits_per_requested_class():
+    labels = torch.tensor([0, 0, 1, 1, 2, 2, 3, 4, 5, 6, 7, 8, 9])
+    drawn = labels.clone()
+    drawn[0] = 5  # one of two 0s is drawn as a 5
+    drawn[4:6] = 7  # both 2s are wrong
+    images = drawn.float().view(-1, 1, 1, 1).expand(-1, 1, 28, 28)
+    acc = M.per_class_accuracy(_Fixed(), images, labels)
+    assert acc[0] == 0.5 and acc[1] == 1 and acc[2] == 0 and acc[3:].eq(1).all()
+    with pytest.raises(ValueError, match="labels"):
+        M.per_class_accuracy(_Fixed(), images[:3], labels)
+    with pytest.raises(ValueError, match="every class"):
+        M.per_class_accuracy(_Fixed(), images[:4], labels[:4])
