@@ -40,7 +40,7 @@ CHECKPOINT, METRICS, RUN_INFO, SAMPLES = "checkpoint.pt", "metrics.jsonl", "run.
 # which profile field gives a recipe's default number of steps
 STEPS_FIELD = {"seed-mlp-source": "gan_steps", "seed-mlp": "gan_steps",
                "dcgan-classic": "dcgan_steps", "dcgan": "dcgan_steps",
-               "cgan": "dcgan_steps", "vae": "vae_steps"}
+               "cgan": "dcgan_steps", "vae": "vae_steps", "flow": "dcgan_steps"}
 
 
 class CLIError(Exception):

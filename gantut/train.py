@@ -188,8 +188,13 @@ class Trainer:
 
         The noise comes from its own generator, so snapshots do not disturb the run.
         """
-        z = torch.randn(64, self.generator.z_dim, generator=torch.Generator().manual_seed(0))
+        z = torch.randn(64, *self.noise_shape, generator=torch.Generator().manual_seed(0))
         self.snapshots.append((self.step, self.sample(z.to(self.device)).cpu()))
+
+    @property
+    def noise_shape(self) -> tuple[int, ...]:
+        """The shape of one noise vector of :meth:`sample`."""
+        return (self.generator.z_dim,)
 
     def _run_callbacks(self, callbacks: list[Callback], last: bool) -> None:
         ran = [last or self.stop_requested or (every > 0 and self.step % every == 0)
@@ -302,6 +307,20 @@ def _show_progress(bar, row: dict, step: int, end: int) -> None:
         bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if "loss" in k})
 
 
+@torch.no_grad()
+def update_ema(average: nn.Module, model: nn.Module, step: int, decay: float) -> None:
+    """average <- d * average + (1 - d) * model, with the decay d warming up to ``decay``.
+
+    d grows as (1 + step) / (10 + step), so the average does not start as a mostly
+    untrained network (with 0.999 it would for the first ~1,000 steps). Buffers (batch
+    norm's statistics) are copied.
+    """
+    d = min(decay, (1 + step) / (10 + step))
+    torch._foreach_lerp_(list(average.parameters()), list(model.parameters()), 1 - d)
+    for b_avg, b in zip(average.buffers(), model.buffers(), strict=True):
+        b_avg.copy_(b)
+
+
 class GANTrainer(Trainer):
     """Alternating GAN training (Goodfellow et al. 2014, Algorithm 1).
 
@@ -405,19 +424,9 @@ class GANTrainer(Trainer):
         D = self.ddp.get("D", self.D) if sync else self.D
         return D(x, y) if self.conditional else D(x)
 
-    @torch.no_grad()
     def _update_ema(self):
-        """G_ema <- decay * G_ema + (1 - decay) * G, with a warm-up of the decay.
-
-        The decay grows as (1 + t) / (10 + t) up to ``ema``, so the average does not start
-        as a mostly untrained G (with 0.999 it would for the first ~1,000 steps).
-        """
-        if self.G_ema is None:
-            return
-        decay = min(self.ema, (1 + self.step) / (10 + self.step))
-        torch._foreach_lerp_(list(self.G_ema.parameters()), list(self.G.parameters()), 1 - decay)
-        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers(), strict=True):
-            b_ema.copy_(b)
+        if self.G_ema is not None:
+            update_ema(self.G_ema, self.G, self.step, self.ema)
 
     # ------------------------------------------------------------------ sampling
     def _use_data(self, x, y) -> None:
