@@ -1,4 +1,4 @@
-"""Seeding, device choice and torch threads: the three lines every notebook starts with."""
+"""Seeding, device choice, torch threads and the figure style: what every notebook starts with."""
 
 from __future__ import annotations
 
@@ -37,7 +37,11 @@ def set_threads(threads: int | None = None) -> int:
 
 
 def setup(seed: int = 0, device: str = "auto", threads: int | None = None) -> torch.device:
-    """Seed everything, set the torch threads and return the chosen device."""
+    """Seed everything, set the torch threads, apply the figure style
+    (:func:`gantut.plots.use_style`) and return the chosen device."""
+    from .plots import use_style  # matplotlib only when a notebook sets up, not on import
+
+    use_style()
     set_threads(threads)
     seed_everything(seed)
     return get_device(device)

@@ -8,12 +8,16 @@
   place (no flood of outputs), and a Stop button that ends training cleanly and keeps
   the model: ``await TrainingDashboard(trainer, every=100).fit(x, steps=5000)``.
 
-Each is shown as one output that carries both the ipywidgets panel and a PNG of its
-state: JupyterLab renders the live panel (its picture redrawn on every change), while
-whatever has no live widgets -- papermill, nbval, GitHub, the book -- keeps and shows the
-PNG. A kernel cannot tell whether a browser is watching, so both always go out; the
-dashboard replaces its PNG with the final state when training ends. ``GANTUT_WIDGETS=
-static`` leaves the panel out (PNG only), e.g. for a book that should not try widgets.
+Each is shown as separate outputs: one line saying what to do after reopening the
+notebook, the controls (ipywidgets), and the picture, a plain PNG output that every control
+redraws in place (a display update, routed by its display id). A saved notebook keeps that
+PNG: reopened with a new kernel, JupyterLab cannot show the controls ("Error displaying
+widget: model not found": the widget models lived in the old kernel) but still shows the
+picture of the last state, and the line above tells the learner to run the cells again.
+(One output carrying both the widget and the PNG would lose the picture too: JupyterLab
+prefers the widget view and does not fall back.) Papermill, nbval, GitHub and the book keep
+and show the same PNG. ``GANTUT_WIDGETS=static`` leaves the controls out (PNG only), e.g.
+for a book that should not show controls that no kernel answers.
 
 Every picture is drawn by :meth:`render` (a matplotlib figure, no pyplot state), and every
 control calls one small handler, so tests can drive them without a browser.
@@ -31,7 +35,7 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from .plots import plot_history, show_images
+from .plots import WIDTH, plot_history, set_title, show_images
 
 
 def with_widgets() -> bool:
@@ -92,14 +96,31 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
     return torch.sin((1 - t) * omega) / so * a + torch.sin(t * omega) / so * b
 
 
+REOPEN_NOTE = ("Live panel (it needs this kernel): after reopening the notebook, run the cells "
+               "again to get the controls back; the picture below is saved with the notebook.")
+STATIC_NOTE = "A picture of the panel: run the notebook in JupyterLab to get its controls."
+
+# How a slider shows its value: the same format spec goes to the slider (d3-format in the
+# browser) and to the picture's title (Python), so that both read e.g. "+2.25".
+PSI_FORMAT = ".2f"
+AMOUNT_FORMAT = "+.2f"
+
+
+def fmt(value: float, spec: str) -> str:
+    """``value`` as a slider with ``readout_format=spec`` shows it: d3-format writes the
+    minus sign as U+2212, Python as "-"."""
+    return format(value, spec).replace("-", "\u2212")
+
+
 class _Panel:
-    """What the three widgets share: controls over a picture, shown live or as a PNG."""
+    """What the three widgets share: controls over a picture, shown as separate outputs
+    (see the module docstring), the picture redrawn in place by every control."""
 
     def __init__(self):
         self.controls: dict = {}  # name -> ipywidgets control, built by :meth:`widget`
-        self._image = None
+        self.picture: bytes | None = None  # the PNG last shown
         self._box = None
-        self._display = None  # the DisplayHandle of the shown output
+        self._display = None  # the DisplayHandle of the picture output
 
     def render(self) -> Figure:
         raise NotImplementedError
@@ -108,54 +129,47 @@ class _Panel:
         return figure_png(self.render())
 
     def refresh(self) -> None:
-        """Redraw the live panel's picture in place (nothing to do before it is shown)."""
-        if self._image is not None:
-            self._image.value = self.png()
+        """Redraw the shown picture in place (nothing to do before it is shown)."""
+        if self._display is not None:
+            self._display.update(self._picture_bundle(), raw=True)
 
     def _controls(self) -> list:
         return []
 
     def widget(self):
-        """The ipywidgets panel: the controls above the picture."""
+        """The ipywidgets panel of controls (the picture is an output of its own)."""
         if self._box is None:
             import ipywidgets as W
 
-            self._image = W.Image(format="png")
-            self._box = W.VBox([*self._controls(), self._image])
-            self.refresh()
+            self._box = W.VBox(self._controls())
         return self._box
 
-    def _bundle(self) -> dict:
-        bundle = {}
-        if with_widgets():
-            fresh = self._box is None
-            bundle.update(self.widget()._repr_mimebundle_())  # a new panel draws itself
-            if not fresh:
-                self.refresh()
-            png = self._image.value
-        else:
-            png = self.png()
-        bundle["image/png"] = base64.b64encode(png).decode()
-        bundle["text/plain"] = repr(self)
-        return bundle
+    def _picture_bundle(self) -> dict:
+        """The picture output: a PNG of the current state, and no widget in it."""
+        self.picture = self.png()
+        return {"image/png": base64.b64encode(self.picture).decode(), "text/plain": repr(self)}
 
     def show(self) -> None:
-        """Display the panel, with a PNG of its current state for non-live viewers
-        (outside IPython, e.g. in a script, just print what it is)."""
+        """Display the note line, the controls (in a live kernel) and the picture (outside
+        IPython, e.g. in a script, just print what it is)."""
         from IPython import get_ipython
         from IPython.display import display
 
         if get_ipython() is None:
             print(repr(self))
             return
-        self._display = display(self._bundle(), raw=True, display_id=True)
+        live = with_widgets()
+        print(REOPEN_NOTE if live else STATIC_NOTE)
+        if live:
+            display(self.widget())
+        self._display = display(self._picture_bundle(), raw=True, display_id=True)
 
     def update_picture(self) -> None:
-        """Replace the shown output's PNG with the current state (a live panel is redrawn)."""
+        """Replace the shown picture with the current state (show it if it is not yet)."""
         if self._display is None:
             self.show()
         else:
-            self._display.update(self._bundle(), raw=True)
+            self.refresh()
 
     def _ipython_display_(self):
         self.show()
@@ -219,17 +233,17 @@ class LatentExplorer(_Panel):
 
     def render(self) -> Figure:
         s, imgs = self.state, self.images()
-        fig = Figure(figsize=(10, 2.3))
+        fig = Figure(figsize=(WIDTH, 2.2), layout="constrained")
         left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, self.frames / 2]})
-        show_images(imgs[s["frame"]:s["frame"] + 1], nrow=1, ax=left,
-                    title=f"frame {s['frame']}, ψ={s['psi']:.2f}")
+        show_images(imgs[s["frame"]:s["frame"] + 1], nrow=1, ax=left)
+        left.set_title(f"frame {s['frame']}\nψ = {fmt(s['psi'], PSI_FORMAT)}")
         show_images(imgs, nrow=self.frames, ax=right)
         step = 28 + 2  # a cell of image_grid: the image and its padding
         right.add_patch(Rectangle((s["frame"] * step + 0.5, 0.5), step, step, fill=False,
-                                  edgecolor="tab:red", linewidth=2))
-        amounts = " ".join(f"{a:+.1f}" for a in s["amounts"])
-        right.set_title(f"seed {s['seed_a']} → seed {s['seed_b']} (spherical interpolation); "
-                        f"directions {amounts}", fontsize=10)
+                                  edgecolor="#D55E00", linewidth=2))
+        amounts = "  ".join(fmt(a, AMOUNT_FORMAT) for a in s["amounts"])
+        right.set_title(f"seed {s['seed_a']} → seed {s['seed_b']} (spherical interpolation)\n"
+                        f"directions {amounts}")
         return fig
 
     def _controls(self) -> list:
@@ -240,9 +254,10 @@ class LatentExplorer(_Panel):
         c["seed_b"] = W.IntText(self.state["seed_b"], description="seed B")
         c["frame"] = W.IntSlider(self.state["frame"], 0, self.frames - 1, description="frame")
         c["psi"] = W.FloatSlider(self.state["psi"], min=0.0, max=1.0, step=0.05,
-                                 description="truncation ψ")
+                                 description="truncation ψ", readout_format=PSI_FORMAT)
         for i, a in enumerate(self.state["amounts"]):
-            c[f"a{i}"] = W.FloatSlider(a, min=-3.0, max=3.0, step=0.25, description=f"direction {i}")
+            c[f"a{i}"] = W.FloatSlider(a, min=-3.0, max=3.0, step=0.25, description=f"direction {i}",
+                                       readout_format=AMOUNT_FORMAT)
         for ctl in c.values():
             ctl.observe(self.on_change, names="value")
         return [W.HBox([c["seed_a"], c["seed_b"]]), c["frame"], c["psi"],
@@ -287,7 +302,7 @@ class ClassPicker(_Panel):
         return _draw(self.G, z, y)
 
     def render(self) -> Figure:
-        fig = Figure(figsize=(0.6 * self.n + 0.4, 1.2))
+        fig = Figure(figsize=(min(WIDTH, 0.6 * self.n + 0.4), 1.3), layout="constrained")
         ax = fig.subplots()
         show_images(self.images(), nrow=self.n, ax=ax,
                     title=f"class {self.state['y']}, noise seed {self.state['seed']}")
@@ -343,15 +358,14 @@ class TrainingDashboard(_Panel):
             return self.trainer.sample(self.n).cpu()
 
     def render(self) -> Figure:
-        fig = Figure(figsize=(10, 3.2))
+        fig = Figure(figsize=(WIDTH, 3.0), layout="constrained")
         left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 2.2]})
         show_images(self.images(), nrow=int(math.sqrt(self.n)) or 1, ax=left,
                     title=f"step {self.trainer.step}")
         if len(self.trainer.history):
             smooth = max(1, len(self.trainer.history) // 50)
             plot_history(self.trainer.history, self.keys, smooth=smooth, ax=right)
-        right.set_title(self.status, fontsize=9)
-        fig.tight_layout()
+        set_title(right, self.status, width=WIDTH * 2.2 / 3.2)
         return fig
 
     def __repr__(self) -> str:
