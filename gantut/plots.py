@@ -338,19 +338,19 @@ def plot_toy(samples: torch.Tensor, real: torch.Tensor | None = None, D=None, ax
     if ax is None:
         _, ax = plt.subplots(figsize=(4.2, 3.6), layout="constrained")
     if D is not None:
-        prob = decision_surface(D, lim, resolution)
+        prob = decision_surface(D, lim, resolution).numpy()
         im = ax.imshow(prob, extent=(-lim, lim, -lim, lim), origin="lower", cmap=D_CMAP,
                        vmin=0, vmax=1, interpolation="bilinear")
         if float(prob.min()) < 0.5 < float(prob.max()):
-            ticks = torch.linspace(-lim, lim, resolution)
+            ticks = np.linspace(-lim, lim, resolution)
             ax.contour(ticks, ticks, prob, levels=[0.5], colors="k", linewidths=0.8,
                        linestyles="--")
         if colorbar:
             ax.get_figure(root=True).colorbar(im, ax=ax, label="D(x)", ticks=[0, 0.5, 1])
     if real is not None:
-        real = real.detach().cpu()
+        real = real.detach().cpu().numpy()
         ax.scatter(real[:, 0], real[:, 1], s=3, c=REAL, alpha=0.6, label="real", lw=0)
-    samples = samples.detach().cpu()
+    samples = samples.detach().cpu().numpy()
     ax.scatter(samples[:, 0], samples[:, 1], s=3, c=FAKE, alpha=0.7, label="generated", lw=0)
     ax.set_xlim(-lim, lim)
     ax.set_ylim(-lim, lim)

@@ -10,9 +10,19 @@ import ipywidgets
 import pytest
 import torch
 
+from gantut import plots
 from gantut.models import VAE, DCGANGenerator, MLPDiscriminator, MLPGenerator
 from gantut.train import GANTrainer, VAETrainer
-from gantut.widgets import ClassPicker, LatentExplorer, TrainingDashboard, slerp
+from gantut.widgets import (
+    AMOUNT_FORMAT,
+    PSI_FORMAT,
+    REOPEN_NOTE,
+    ClassPicker,
+    LatentExplorer,
+    TrainingDashboard,
+    fmt,
+    slerp,
+)
 
 PNG = b"\x89PNG"
 
@@ -37,14 +47,14 @@ def test_latent_explorer_handlers(gan):
     ex = LatentExplorer(gan, n_directions=2, frames=5)
     panel = ex.widget()
     assert isinstance(panel, ipywidgets.VBox)
-    first = bytes(ex._image.value)
+    first = ex.png()
     assert first.startswith(PNG)
     z0 = ex.latents()
     assert z0.shape == (5, 100)
     assert torch.allclose(z0[0], torch.randn(100, generator=torch.Generator().manual_seed(0)))
 
-    ex.controls["frame"].value = 4  # what the slider does: its observer redraws
-    assert ex.state["frame"] == 4 and bytes(ex._image.value) != first
+    ex.controls["frame"].value = 4  # what the slider does: its observer sets the state
+    assert ex.state["frame"] == 4 and ex.png() != first
     ex.controls["psi"].value = 0.5
     assert torch.allclose(ex.latents(), 0.5 * z0, atol=1e-6)  # truncation shrinks toward 0
     ex.controls["a1"].value = 2.0
@@ -57,6 +67,22 @@ def test_latent_explorer_handlers(gan):
         ex.set(frame=5)
     with pytest.raises(ValueError, match="unknown setting"):
         ex.set(speed=1)
+
+
+def test_the_title_reads_as_the_sliders_do(gan):
+    """The direction slider at 2.25 must not be titled "+2.2": slider and title share one
+    format (and d3's minus sign, U+2212)."""
+    ex = LatentExplorer(gan, n_directions=3, frames=4)
+    ex.widget()
+    for i, a in enumerate((2.25, -1.25, 0.0)):
+        ex.controls[f"a{i}"].value = a
+    ex.controls["psi"].value = 0.35
+    assert {ex.controls[f"a{i}"].readout_format for i in range(3)} == {AMOUNT_FORMAT}
+    assert ex.controls["psi"].readout_format == PSI_FORMAT
+    left, right = ex.render().axes
+    assert "directions +2.25  \u22121.25  +0.00" in right.get_title()
+    assert left.get_title().endswith("ψ = 0.35")
+    assert fmt(-1.25, AMOUNT_FORMAT) == "\u22121.25" and fmt(2.25, AMOUNT_FORMAT) == "+2.25"
 
 
 def test_latent_explorer_on_a_vae():
@@ -98,27 +124,96 @@ def test_dashboard_stop_ends_training_cleanly_and_keeps_the_model(gan, small_mni
     assert tr.step == 15 and dash.status == "done at step 15"
 
 
-def test_dashboard_on_step_updates_status_and_picture(gan, small_mnist):
+def test_dashboard_on_step_updates_status_and_picture(gan, small_mnist, monkeypatch):
     dash = TrainingDashboard(gan, every=2)
     dash.widget()
-    before = bytes(dash._image.value)
+    shown = []
+    dash._display = type("Handle", (), {"update": lambda self, b, raw: shown.append(b)})()
+    before = dash.png()
     gan.fit(small_mnist[0], steps=2, progress=False)
     dash.on_step(gan)
     assert dash.status.startswith("step 2 of ") and "d_loss" in dash.controls["status"].value
-    assert bytes(dash._image.value) != before and dash.png().startswith(PNG)
+    assert len(shown) == 1  # the picture output was redrawn in place
+    assert base64.b64decode(shown[0]["image/png"]) == dash.picture != before
 
 
-def test_headless_output_carries_a_png(gan, monkeypatch):
-    """What papermill/nbval/the book keep: a PNG of the state, with or without the panel."""
+@pytest.mark.parametrize("make", [
+    lambda gan: LatentExplorer(gan, frames=8),
+    lambda gan: ClassPicker(DCGANGenerator(ch=8, n_classes=10), n=8),
+    lambda gan: TrainingDashboard(gan),
+], ids=["LatentExplorer", "ClassPicker", "TrainingDashboard"])
+def test_widget_pictures_are_legible(gan, make):
+    panel = make(gan)
+    if isinstance(panel, TrainingDashboard):
+        panel.status = "step 120 of 5000: d_loss 1.23, g_loss 0.771, 1234 images/s"
+    shown = plots.legibility(panel.render())
+    assert shown.width_px <= plots.COLUMN_PX and shown.smallest_pt >= 9, shown
+
+
+def test_the_picture_is_an_output_of_its_own(gan, monkeypatch):
+    """What a saved notebook keeps: a PNG output with no widget in it (JupyterLab shows a
+    widget view, when there is one, instead of the PNG of the same output)."""
     ex = LatentExplorer(gan)
-    for mode in ("auto", "static"):  # pytest is no kernel: the PNG alone
+    for mode in ("auto", "static"):
         monkeypatch.setenv("GANTUT_WIDGETS", mode)
-        bundle = ex._bundle()
+        bundle = ex._picture_bundle()
         assert base64.b64decode(bundle["image/png"]).startswith(PNG)
-        assert "application/vnd.jupyter.widget-view+json" not in bundle
+        assert set(bundle) == {"image/png", "text/plain"}
     monkeypatch.setenv("GANTUT_WIDGETS", "on")
+    from gantut.widgets import with_widgets
     with pytest.raises(ValueError, match="use auto or static"):
-        ex._bundle()
+        with_widgets()
+
+
+def test_a_reopened_notebook_keeps_the_picture():
+    """A real kernel, driven as JupyterLab drives it: the cell's outputs are the note, the
+    controls and a separate picture; moving a slider redraws that picture in place (an
+    update of its display id, which JupyterLab routes to the cell and saves)."""
+    from jupyter_client.manager import start_new_kernel
+
+    km, kc = start_new_kernel(kernel_name="python3")
+    try:
+        outputs, comms = [], {}
+
+        def hook(msg):
+            c = msg["content"]
+            if msg["msg_type"] in ("stream", "display_data", "update_display_data"):
+                outputs.append((msg["msg_type"], c))
+            if msg["msg_type"] == "comm_open":
+                comms[c["data"]["state"].get("description")] = c["comm_id"]
+
+        reply = kc.execute_interactive(
+            "import gantut, torch\nfrom gantut.models import MLPGenerator\n"
+            "from gantut.widgets import LatentExplorer\ngantut.setup(0)\n"
+            "LatentExplorer(MLPGenerator(hidden=(32,)), n_directions=1, frames=4)",
+            timeout=60, output_hook=hook)
+        assert reply["content"]["status"] == "ok", reply["content"]
+        kinds = [(t, sorted(c.get("data", {}))) for t, c in outputs]
+        assert kinds == [("stream", []),
+                         ("display_data", ["application/vnd.jupyter.widget-view+json", "text/plain"]),
+                         ("display_data", ["image/png", "text/plain"])], kinds
+        assert outputs[0][1]["text"].strip() == REOPEN_NOTE
+        picture = outputs[2][1]
+        display_id = picture["transient"]["display_id"]
+
+        outputs.clear()  # move "direction 0" as the browser does: a comm message
+        kc.shell_channel.send(kc.session.msg("comm_msg", {"comm_id": comms["direction 0"], "data": {
+            "method": "update", "state": {"value": 2.25}, "buffer_paths": []}}))
+        t0 = time.time()
+        updates = []
+        while time.time() - t0 < 30 and not updates:
+            try:
+                hook(kc.get_iopub_msg(timeout=0.5))
+            except queue.Empty:
+                continue
+            updates = [c for t, c in outputs if t == "update_display_data"]
+        assert updates, f"moving the slider sent no picture, only {outputs}"
+        update = updates[0]
+        assert update["transient"]["display_id"] == display_id
+        assert update["data"]["image/png"] != picture["data"]["image/png"]
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
 
 
 def test_stop_button_in_a_live_kernel():
