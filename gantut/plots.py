@@ -9,8 +9,7 @@ at 100 % shows an inline PNG at its own size (1 image pixel = 1 CSS pixel). So, 
 
 - figures are saved at :data:`DPI` = 100 and are at most :data:`WIDTH` = 7.4 in wide, so
   that their PNG (``bbox_inches="tight"`` pads 0.1 in a side) is at most :data:`COLUMN_PX` =
-  760 px, shown at their own size in JupyterLab and in the book
-  from a 1366 px window up;
+  760 px, shown at their own size in JupyterLab and in the book from a 1366 px window up;
 - no text is smaller than 10 pt at 100 dpi = 13.9 px; shrunk into the 688 px column of a
   1280 px window that is still 12.6 px = 9.4 pt (a CSS pt is 4/3 px), so text reads at
   9 pt or more wherever the figure is shown;
@@ -31,7 +30,6 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import dataclass
-from unittest import mock
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
@@ -74,8 +72,6 @@ STYLE = {
     "axes.prop_cycle": cycler(color=OKABE_ITO),
     "axes.grid": True,
     "grid.alpha": 0.3,
-    "image.cmap": "viridis",
-    "legend.framealpha": 0.8,
 }
 
 
@@ -121,26 +117,32 @@ class Legibility:
     smallest_text: str
 
 
+class _TextRecorder(RendererAgg):
+    """An Agg renderer that notes the size and string of every text it draws."""
+
+    def __init__(self, fig: Figure):
+        super().__init__(int(fig.bbox.width), int(fig.bbox.height), fig.dpi)
+        self.texts: list[tuple[float, str]] = []
+
+    def draw_text(self, gc, x, y, s, prop, angle, ismath=False, mtext=None):
+        if s.strip():
+            self.texts.append((prop.get_size_in_points(), s))
+        super().draw_text(gc, x, y, s, prop, angle, ismath, mtext)
+
+
 def legibility(fig: Figure, column_px: int = COLUMN_PX) -> Legibility:
     """Measure ``fig`` as JupyterLab and the book show it: saved as the inline backend saves
     it (``bbox_inches="tight"`` at the figure's dpi), shrunk to ``column_px`` if wider, and
     the size of every text the renderer actually draws (hidden tick labels do not count)."""
-    drawn = []
-    draw_text = RendererAgg.draw_text
-
-    def recording(self, gc, x, y, s, prop, angle, ismath=False, mtext=None):
-        if s.strip():
-            drawn.append((prop.get_size_in_points(), s))
-        return draw_text(self, gc, x, y, s, prop, angle, ismath, mtext)
-
     buf = io.BytesIO()
-    with mock.patch.object(RendererAgg, "draw_text", recording):
-        fig.savefig(buf, format="png", bbox_inches="tight")
-    if not drawn:
-        raise ValueError("the figure draws no text: nothing to measure")
+    fig.savefig(buf, format="png", bbox_inches="tight")
     width_px = int.from_bytes(buf.getvalue()[16:20], "big")  # the PNG header's width
+    recorder = _TextRecorder(fig)
+    fig.draw(recorder)
+    if not recorder.texts:
+        raise ValueError("the figure draws no text: nothing to measure")
     scale = min(1.0, column_px / width_px)
-    size, text = min(drawn)
+    size, text = min(recorder.texts)
     # a point at the figure's dpi is dpi/72 image px; a CSS pt is 96/72 CSS px
     return Legibility(width_px, scale, size * fig.dpi / 96 * scale, text)
 

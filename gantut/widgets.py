@@ -10,7 +10,8 @@
 
 Each is shown as separate outputs: one line saying what to do after reopening the
 notebook, the controls (ipywidgets), and the picture, a plain PNG output that every control
-redraws in place (a display update, routed by its display id). A saved notebook keeps that
+redraws in place (an ``update_display_data`` message: JupyterLab routes it by its display
+id to the cell that showed it, also after the cell has finished). A saved notebook keeps that
 PNG: reopened with a new kernel, JupyterLab cannot show the controls ("Error displaying
 widget: model not found": the widget models lived in the old kernel) but still shows the
 picture of the last state, and the line above tells the learner to run the cells again.
@@ -96,8 +97,9 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
     return torch.sin((1 - t) * omega) / so * a + torch.sin(t * omega) / so * b
 
 
-REOPEN_NOTE = ("Live panel (it needs this kernel): after reopening the notebook, run the cells "
-               "again to get the controls back; the picture below is saved with the notebook.")
+REOPEN_NOTE = ("Live panel: its controls need this kernel. After reopening the notebook they show "
+               "\"Error displaying widget: model not found\": run the cells again to get them "
+               "back. The picture below is saved with the notebook.")
 STATIC_NOTE = "A picture of the panel: run the notebook in JupyterLab to get its controls."
 
 # How a slider shows its value: the same format spec goes to the slider (d3-format in the
