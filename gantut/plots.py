@@ -54,8 +54,10 @@ OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "
 REAL, FAKE = OKABE_ITO[0], OKABE_ITO[1]  # real data blue, generated samples orange, everywhere
 DIGITS = ListedColormap(mpl.style.library["tableau-colorblind10"]["axes.prop_cycle"].by_key()["color"],
                         name="digits")  # one colour per class 0..9
-# D(x) from 0 ("fake", white) to 1 ("real", mid grey): light enough for both point colours
-D_CMAP = ListedColormap(plt.get_cmap("Greys")(np.linspace(0.0, 0.6, 256)), name="d_of_x")
+# D(x) on a diverging map centred on 1/2, where D cannot tell: blue where D says "generated"
+# (0), white at 1/2, red where it says "real" (1) -- ColorBrewer's RdBu (safe for the common
+# colour-vision deficiencies), blended halfway to white so that the points on it stay visible
+D_CMAP = ListedColormap(0.5 + 0.5 * plt.get_cmap("RdBu_r")(np.linspace(0, 1, 256)), name="d_of_x")
 
 STYLE = {
     "figure.dpi": DPI,
@@ -332,9 +334,9 @@ def plot_toy(samples: torch.Tensor, real: torch.Tensor | None = None, D=None, ax
              title: str | None = None, lim: float = 3.0, resolution: int = 120,
              colorbar: bool = True, legend: bool = True):
     """2-D samples (orange) against real points (blue), over D's decision surface
-    ``D(x) = sigmoid(D's logit)`` when ``D`` is given: white where D says "generated" (0),
-    grey where it says "real" (1), on the fixed scale [0, 1], with D's boundary
-    ``D(x) = 0.5`` dashed. Returns the axes. Several runs or steps side by side, with one
+    ``D(x) = sigmoid(D's logit)`` when ``D`` is given: blue where D says "generated" (0),
+    white where it cannot tell (1/2), red where it says "real" (1), on the fixed scale
+    [0, 1], with D's boundary ``D(x) = 1/2`` dashed. Returns the axes. Several runs or steps side by side, with one
     shared colour bar: :func:`plot_decision_surfaces`.
     """
     if ax is None:
