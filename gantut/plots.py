@@ -42,6 +42,8 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from torchvision.utils import make_grid
 
+from .utils import evaluating
+
 DPI = 100
 COLUMN_PX = 760  # the widest a figure may be: the book's column in a 1366 px window
 NARROW_COLUMN_PX = 688  # the book's column in a 1280 px window
@@ -323,10 +325,8 @@ def decision_surface(D, lim: float = 3.0, resolution: int = 120) -> torch.Tensor
     ticks = torch.linspace(-lim, lim, resolution)
     xx, yy = torch.meshgrid(ticks, ticks, indexing="xy")
     device = next(D.parameters()).device
-    was = D.training
-    D.eval()
-    prob = torch.sigmoid(D(torch.stack([xx.flatten(), yy.flatten()], 1).to(device)))
-    D.train(was)
+    with evaluating(D):
+        prob = torch.sigmoid(D(torch.stack([xx.flatten(), yy.flatten()], 1).to(device)))
     return prob.reshape(resolution, resolution).cpu()
 
 
@@ -415,13 +415,12 @@ def plot_latent_map(vae, x: torch.Tensor, y: torch.Tensor, n: int = 15, title: s
     if vae.z_dim != 2:
         raise ValueError(f"plot_latent_map needs a VAE with z_dim=2, got z_dim={vae.z_dim}")
     device = next(vae.parameters()).device
-    was = vae.training
-    vae.eval()
-    mu = torch.cat([vae.encode(x[i:i + 1000].to(device))[0] for i in range(0, len(x), 1000)]).cpu()
     ticks = torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(0.05, 0.95, n))
     zy, zx = torch.meshgrid(ticks.flip(0), ticks, indexing="ij")  # top row: largest z2
-    images = vae.decode(torch.stack([zx.flatten(), zy.flatten()], 1).to(device)).cpu()
-    vae.train(was)
+    with evaluating(vae):
+        mu = torch.cat([vae.encode(x[i:i + 1000].to(device))[0]
+                        for i in range(0, len(x), 1000)]).cpu()
+        images = vae.decode(torch.stack([zx.flatten(), zy.flatten()], 1).to(device)).cpu()
     fig, axes = panels(2, ncols=2, height=3.6, title=title)
     sc = axes[0].scatter(mu[:, 0].numpy(), mu[:, 1].numpy(), c=y.cpu().numpy(), cmap=DIGITS,
                          s=3, vmin=-0.5, vmax=9.5, lw=0)

@@ -37,6 +37,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from .plots import WIDTH, plot_history, set_title, show_images
+from .utils import evaluating
 
 
 def with_widgets() -> bool:
@@ -75,14 +76,10 @@ def _noise(seed: int, n: int, z_dim: int, device) -> torch.Tensor:
 
 @torch.no_grad()
 def _draw(G, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-    was = G.training
-    G.eval()
-    if hasattr(G, "decode"):  # a VAE: its decoder is the generator
-        out = G.decode(z)
-    else:
-        out = G(z, y) if getattr(G, "n_classes", 0) else G(z)
-    G.train(was)
-    return out.cpu()
+    with evaluating(G):
+        if hasattr(G, "decode"):  # a VAE: its decoder is the generator
+            return G.decode(z).cpu()
+        return (G(z, y) if getattr(G, "n_classes", 0) else G(z)).cpu()
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
