@@ -78,7 +78,9 @@ def execute(notebook: Path, out_dir: Path, profile: str, seed: int = 0,
     prepare_data()
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / f".{notebook.stem}.running.ipynb"
-    env = {"GANTUT_PROFILE": profile, "GANTUT_PROGRESS": "0", "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+    # The executed copies are read, not run: widgets leave their picture, not dead controls.
+    env = {"GANTUT_PROFILE": profile, "GANTUT_PROGRESS": "0", "GANTUT_WIDGETS": "static",
+           "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     t0 = time.perf_counter()
