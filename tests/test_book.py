@@ -15,6 +15,7 @@ A chapter listed in the TOC whose notebook does not exist is a failure; set
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -271,19 +272,93 @@ def test_landing_and_reference_pages(pages):
 
 # -- a real browser ---------------------------------------------------------------------------
 
+# Once MathJax has finished and the fonts are ready, the probe writes onto <body> what a reader
+# would see: whether the math rendered, how many images loaded, the Chinese characters of the
+# visible text and whether they are drawn with the site's own face, and what sticks out sideways.
 PROBE = """<script>
-window.addEventListener("load", () => {
-  const done = (mathjax) => {
-    const imgs = Array.from(document.images);
-    const b = document.body;
-    b.setAttribute("data-probe-mathjax", mathjax);
-    b.setAttribute("data-probe-images", imgs.length);
-    b.setAttribute("data-probe-images-loaded", imgs.filter(i => i.complete && i.naturalWidth > 0).length);
+window.addEventListener("load", async () => {
+  const b = document.body, set = (k, v) => b.setAttribute("data-probe-" + k, v);
+  let mathjax = "absent";
+  if (window.MathJax && MathJax.startup) {
+    mathjax = await MathJax.startup.promise.then(() => "done", e => "error " + e);
+  }
+  await document.fonts.ready;
+  const imgs = Array.from(document.images);
+  set("mathjax", mathjax);
+  set("images", imgs.length);
+  set("images-loaded", imgs.filter(i => i.complete && i.naturalWidth > 0).length);
+  // Chinese text and the face that draws it
+  const cjk = Array.from(new Set(b.innerText.match(/[\\u2e80-\\u9fff\\uf900-\\ufaff\\ufe30-\\ufe4f\\uff00-\\uffef]/g) || [])).join("");
+  const sample = cjk.slice(0, 24);
+  const draw = family => {
+    const c = document.createElement("canvas");
+    c.width = 30 * Math.max(1, sample.length); c.height = 36;
+    const g = c.getContext("2d"); g.font = "24px " + family; g.fillText(sample, 2, 28);
+    return c.toDataURL();
   };
-  if (window.MathJax && MathJax.startup) MathJax.startup.promise.then(() => done("done"), e => done("error " + e));
-  else done("absent");
+  const faces = Array.from(document.fonts).filter(f => f.family.replace(/["']/g, "") === "FAMILY");
+  // Chinese as laid out on the page against the same run laid out afresh: Chromium has drawn
+  // text laid out before the face loaded with boxes and kept them (a narrower run)
+  const boxed = [], walker = document.createTreeWalker(b, NodeFilter.SHOW_TEXT);
+  const run = /[\u2e80-\u9fff\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef]+/g;
+  for (let n, checked = 0; (n = walker.nextNode()) && checked < 400;) {
+    for (const m of n.data.matchAll(run)) {
+      const r = document.createRange();
+      r.setStart(n, m.index); r.setEnd(n, m.index + m[0].length);
+      const shown = Array.from(r.getClientRects()).reduce((a, q) => a + q.width, 0);
+      if (!shown || !n.parentElement) continue;
+      const fresh = document.createElement("span");
+      fresh.textContent = m[0];
+      fresh.style.cssText = "position:absolute;visibility:hidden;white-space:nowrap";
+      n.parentElement.appendChild(fresh);
+      const width = fresh.getBoundingClientRect().width;
+      fresh.remove();
+      checked += 1;
+      if (Math.abs(shown - width) > Math.max(1, 0.03 * width)) boxed.push(m[0] + " (" + Math.round(shown) + " px, not " + Math.round(width) + ")");
+    }
+  }
+  set("boxed", JSON.stringify(boxed));
+  set("cjk", cjk);
+  set("font", JSON.stringify({
+    faces: faces.map(f => f.status),
+    check: sample ? document.fonts.check('16px "FAMILY"', sample) : null,
+    drawn: sample ? draw('"FAMILY"') !== draw('"gantut-no-such-font"') : null,
+    family: getComputedStyle(document.querySelector("h1") || b).fontFamily}));
+  // does the page scroll sideways (or clip what sticks out)? and which elements stick out,
+  // past the right edge and not inside a box that scrolls (a code block, a wide table's)
+  const html = document.documentElement, vw = html.clientWidth, out = [];
+  const clips = [html, b].some(e => ["hidden", "clip"].includes(getComputedStyle(e).overflowX));
+  const scrolls = html.scrollWidth > vw + 1;
+  for (const el of (scrolls || clips) ? b.querySelectorAll("*") : []) {
+    const r = el.getBoundingClientRect();
+    if (r.width === 0 || r.right <= vw + 1 || getComputedStyle(el).position === "fixed") continue;
+    let p = el.parentElement, boxed = false;
+    while (p && p !== b) {
+      if (getComputedStyle(p).position === "fixed") { boxed = true; break; }
+      if (getComputedStyle(p).overflowX !== "visible") { boxed = p.getBoundingClientRect().right <= vw + 1; break; }
+      p = p.parentElement;
+    }
+    if (!boxed && !(el.parentElement && out.includes(el.parentElement))) out.push(el);
+  }
+  set("overflow", JSON.stringify({
+    scrollWidth: html.scrollWidth, clientWidth: vw, clips: clips,
+    culprits: out.slice(0, 8).map(el => el.tagName.toLowerCase() + "." + Array.from(el.classList).join(".")
+      + " (" + Math.round(el.getBoundingClientRect().right) + " px): " + el.textContent.trim().slice(0, 60))}));
+  set("done", "1");
+  // inside the frame of render_for_reader: hand the findings to the page around it
+  if (window.parent !== window) {
+    const data = {};
+    for (const a of b.attributes) if (a.name.startsWith("data-probe-")) data[a.name] = a.value;
+    window.parent.postMessage({gantutProbe: data}, "*");
+  }
 });
 </script>"""
+FAMILY = "Noto Sans SC"  # the face book/_static/gantut.css declares; install_assets.sh installs it
+PROBE = PROBE.replace("FAMILY", FAMILY)
+FONT_FILE = HTML / "_static" / "vendor" / "noto-sans-sc" / "noto-sans-sc-400.woff"
+SCREENSHOTS = SITE_SRC / "screenshots"
+WIDTHS = {"desktop": 1300, "phone": 400}
+READER_PAGES = ["index.html", "notebooks/01_background.html", "corrections.html"]
 
 
 def chromium() -> str:
@@ -294,28 +369,73 @@ def chromium() -> str:
                 "CHROMIUM to a Chrome/Chromium binary")
 
 
+def _chromium(url: str, tmp_path: Path, *args: str) -> str:
+    """Headless Chromium on ``url`` with the network switched off; the final DOM as HTML."""
+    run = subprocess.run(
+        [chromium(), "--headless", "--no-sandbox", "--disable-gpu",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--no-first-run", f"--user-data-dir={tmp_path / 'chromium'}",
+         "--proxy-server=http://127.0.0.1:9",  # nothing from the network can load
+         *args, "--virtual-time-budget=20000", "--dump-dom", url],
+        capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and "<body" in run.stdout, f"chromium failed:\n{run.stderr[-2000:]}"
+    return run.stdout
+
+
 def render_in_browser(page: str, tmp_path: Path) -> BeautifulSoup:
     """Load a built page from disk in headless Chromium with no network; return the final DOM.
 
-    A copy of the page, beside it so that relative links still work, carries a probe that
-    records, once MathJax has finished, whether it did and how many images loaded.
+    A copy of the page, beside it so that relative links still work, carries :data:`PROBE`.
     """
     src = HTML / page
     probe = src.with_name(f".probe-{src.name}")
     probe.write_text(src.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"),
                      encoding="utf-8")
     try:
-        run = subprocess.run(
-            [chromium(), "--headless", "--no-sandbox", "--disable-gpu",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--no-first-run", f"--user-data-dir={tmp_path / 'chromium'}",
-             "--proxy-server=http://127.0.0.1:9",  # nothing from the network can load
-             "--virtual-time-budget=20000", "--dump-dom", probe.as_uri()],
-            capture_output=True, text=True, timeout=120)
+        dom = BeautifulSoup(_chromium(probe.as_uri(), tmp_path), "html.parser")
     finally:
         probe.unlink()
-    assert run.returncode == 0 and "<body" in run.stdout, f"chromium failed:\n{run.stderr[-2000:]}"
-    return BeautifulSoup(run.stdout, "html.parser")
+    assert dom.body.get("data-probe-done") == "1", "the page's probe did not finish (a script error?)"
+    return dom
+
+
+FRAME = """<!DOCTYPE html><html><body style="margin:0">
+<iframe src="SRC" style="width:WIDTHpx;height:1500px;border:0;display:block"></iframe>
+<script>
+window.addEventListener("message", e => {
+  if (!e.data || !e.data.gantutProbe) return;
+  for (const [k, v] of Object.entries(e.data.gantutProbe)) document.body.setAttribute(k, v);
+});
+</script></body></html>"""
+
+
+def render_for_reader(page: str, tmp_path: Path, width: int, screenshot: Path) -> dict:
+    """What :data:`PROBE` finds on a built page shown ``width`` CSS pixels wide; saves a screenshot.
+
+    Chromium's window is at least 500 px wide, so the page is shown in a frame of ``width``
+    pixels (its media queries see a phone at 400) inside a window as wide as needed; the
+    screenshot is cut to the frame: the page's first 1,500 px.
+    """
+    from PIL import Image
+
+    src = HTML / page
+    probe, frame = src.with_name(f".probe-{src.name}"), src.with_name(f".frame-{src.name}")
+    probe.write_text(src.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"),
+                     encoding="utf-8")
+    frame.write_text(FRAME.replace("SRC", probe.name).replace("WIDTH", str(width)), encoding="utf-8")
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dom = BeautifulSoup(_chromium(frame.as_uri(), tmp_path, f"--window-size={max(width, 500)},1500",
+                                      f"--screenshot={screenshot}", "--hide-scrollbars"), "html.parser")
+    finally:
+        probe.unlink()
+        frame.unlink()
+    found = {k.removeprefix("data-probe-"): v for k, v in dom.body.attrs.items() if k.startswith("data-probe-")}
+    assert found.get("done") == "1", "the page's probe did not report back (a script error?)"
+    with Image.open(screenshot) as img:
+        if img.width > width:
+            img.crop((0, 0, width, img.height)).save(screenshot)
+    return found
 
 
 @pytest.mark.parametrize("page", ["index.html", "notebooks/03_math.html"])
@@ -337,3 +457,41 @@ def test_browser_renders_math_and_images(page, build_log, tmp_path):
     assert loaded == n, f"only {loaded} of {n} images loaded"
     if page.startswith("notebooks/"):
         assert n > 0, "the page has no images"
+
+
+@pytest.mark.parametrize("width", WIDTHS.values(), ids=WIDTHS.keys())
+@pytest.mark.parametrize("page", READER_PAGES)
+def test_browser_draws_chinese_with_the_sites_font(page, width, build_log, tmp_path):
+    """As a reader without CJK fonts sees it: Chinese in the shipped face, nothing off the side.
+
+    Saves what the window shows to build/book-smoke/screenshots/ (look at them: no empty boxes).
+    """
+    if not (HTML / page).exists() and ALLOW_MISSING:
+        pytest.skip(f"{page} not built (GANTUT_BOOK_ALLOW_MISSING)")
+    assert (HTML / page).exists(), f"{page} was not built"
+    shot = SCREENSHOTS / f"{page.replace('/', '-').removesuffix('.html')}-{width}.png"
+    found = render_for_reader(page, tmp_path, width, shot)
+    assert shot.exists() and shot.stat().st_size > 10_000, f"no screenshot at {shot}"
+
+    cjk = found.get("cjk", "")
+    assert cjk, f"{page} shows no Chinese text"
+    font = json.loads(found["font"])
+    assert font["faces"], f"the page declares no {FAMILY!r} face (book/_static/gantut.css)"
+    assert set(font["faces"]) == {"loaded"}, f"the {FAMILY} face did not load: {font['faces']}"
+    assert font["check"] is True, f"document.fonts.check says {FAMILY} cannot draw {cjk[:24]!r}"
+    assert font["drawn"] is True, f"{cjk[:24]!r} looks the same in {FAMILY} as in no font at all"
+    assert FAMILY in font["family"], f"the page's text is not set in {FAMILY}: {font['family']}"
+    boxed = json.loads(found["boxed"])
+    assert not boxed, f"{page} at {width} px draws Chinese laid out before the face loaded as boxes: {boxed}"
+    from fontTools.ttLib import TTFont
+
+    cmap = TTFont(FONT_FILE).getBestCmap()
+    boxes = "".join(c for c in cjk if ord(c) not in cmap)
+    assert not boxes, f"{page}: the shipped font lacks {boxes!r}: drawn as empty boxes"
+
+    overflow = json.loads(found["overflow"])
+    assert overflow["clientWidth"] <= width, f"the page was shown {overflow['clientWidth']} px wide"
+    assert not overflow["culprits"] and overflow["scrollWidth"] <= overflow["clientWidth"] + 1, (
+        f"{page} at {width} px scrolls sideways ({overflow['scrollWidth']} px of content in "
+        f"{overflow['clientWidth']} px{', clipped' if overflow['clips'] else ''}) because of:\n  "
+        + "\n  ".join(overflow["culprits"]))
