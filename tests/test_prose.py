@@ -273,7 +273,7 @@ def test_maths_settings_and_literature_pass(markdown):
 @pytest.mark.parametrize("path", ALL, ids=IDS)
 def test_no_typed_run_figures(path):
     """Figures a run measures reach markdown through glue: {glue:text}`name:.1f` (gantut.report)."""
-    found = [f"cell {i}: {f}" for i, md in enumerate(markdown_cells(path)) for f in run_figures(md)]
+    found = [f"markdown cell {i}: {f}" for i, md in enumerate(markdown_cells(path)) for f in run_figures(md)]
     assert not found, (f"{path.name} types {len(found)} run figure(s) into its markdown; record them "
                        "(gantut.report.record) and cite {glue:text}`name:.1f` instead, or write maths "
                        "as maths ($...$):\n  " + "\n  ".join(found))
