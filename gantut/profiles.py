@@ -54,6 +54,12 @@ class Profile:
     compare_steps: int = 1000
     quality_seconds: float = 90.0
 
+    def __str__(self) -> str:
+        """One line for ``print(p)`` in a notebook; ``repr(p)`` still lists every field."""
+        return (f"{self.name} profile: GAN {self.gan_steps:,} steps, DCGAN {self.dcgan_steps:,}, "
+                f"VAE {self.vae_steps:,}, toy {self.toy_steps:,}, batch {self.batch_size}, "
+                f"{self.n_eval:,} samples per metric, {self.n_seeds} seeds")
+
 
 PROFILES: dict[str, Profile] = {
     # CI: every notebook in under a minute on 2 CPU cores; numbers mean nothing.

@@ -4,19 +4,29 @@
   the notebooks (``<a id="correction-SLUG"></a>`` followed by a "What the source says / what
   is right" box) and links each one to the cell that demonstrates it. The "Corrections to
   the source" page is this directive, so the list is rebuilt from the notebooks at every
-  build and cannot go stale.
+  build and cannot go stale. A box's ``{glue:text}`` roles cite numbers its notebook
+  recorded; on this page they are pointed at that notebook (myst-nb's ``path::key``).
+- ``{gantut-chapters}``, the landing page's table of chapters with the run times their
+  headers state (one header format, :data:`HEADER`).
+- Numbers in prose: every ``gantut.report.record`` output of an executed notebook becomes a
+  myst-nb glue entry of the same name, so that markdown can cite ``{glue:text}`name:.1f```;
+  the recorded lines themselves are left off the page (the prose shows the numbers), and a
+  code cell that only records is hidden. A role whose name was not recorded is a warning.
 - The raw ``<a id>`` anchors of the notebooks (the corrections') as link targets, so that
   notebooks can link to each other's corrections and the links are checked.
 - A "Run it yourself" box at the top of every notebook page: how to download the notebook
   and open it in JupyterLab, and which profile and seed produced the outputs shown.
+- The CJK font the site serves itself (Noto Sans SC, installed by ``install_assets.sh``),
+  cut at the end of the build to the characters the built pages use.
 - Checks at the start of the build: every chapter in ``_toc.yml`` has its notebook (a
   missing one is an error that names it; ``GANTUT_BOOK_ALLOW_MISSING=1`` turns that into a
-  warning while chapters are being written), and the JavaScript the site serves itself
-  (``install_assets.sh``) is in place.
+  warning while chapters are being written), and the JavaScript and the font the site serves
+  itself (``install_assets.sh``) are in place.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import posixpath
@@ -33,9 +43,10 @@ from sphinx.util.docutils import SphinxDirective
 logger = logging.getLogger(__name__)
 
 ANCHOR = re.compile(r'<a id="(correction-[A-Za-z0-9_-]+)"></a>')
-FIELD = re.compile(r"\*\*(Source|Right|Evidence):\*\*")
+FIELD = re.compile(r"\*\*(Source|Right|Evidence|正确说法)[:：]\*\*")  # 正确说法: the Chinese "Right"
 SECTION = re.compile(r"\(§\s*([0-9][0-9.]*)([^)]*)\)")  # (§2.2), (§5, challenge 1), (§6 Q3)
-ASSETS = ("vendor/mathjax/tex-chtml.js", "vendor/require.js", "vendor/html-manager/embed-amd.js")
+FONT = "vendor/noto-sans-sc/noto-sans-sc-400.woff"  # under _static; gantut.css names it
+ASSETS = ("vendor/mathjax/tex-chtml.js", "vendor/require.js", "vendor/html-manager/embed-amd.js", FONT)
 
 
 @dataclass
@@ -48,6 +59,7 @@ class Correction:
     source: str        # markdown: what the source says
     right: str         # markdown: what is right
     evidence: str      # markdown: which cell shows it
+    chinese: str = ""  # markdown: the "正确说法：" line, what is right in Chinese (optional)
     docname: str = ""  # the notebook page, "notebooks/02_core_concepts"
     title: str = ""    # that notebook's title
 
@@ -83,9 +95,12 @@ def parse_corrections(markdown: str) -> list[Correction]:
             raise ValueError(f"{m.group(1)}: the box's first line lacks the section, e.g. (§2.2)")
         if missing:
             raise ValueError(f"{m.group(1)}: the box lacks **{'**, **'.join(missing)}:**")
+        if "正确说法" in fields and not fields["正确说法"]:
+            raise ValueError(f"{m.group(1)}: the box's **正确说法：** line is empty")
         number = section.group(1).rstrip(".")
         found.append(Correction(m.group(1), number, f"§{number}{section.group(2).rstrip()}",
-                                fields["Source"], fields["Right"], fields["Evidence"]))
+                                fields["Source"], fields["Right"], fields["Evidence"],
+                                fields.get("正确说法", "")))
     return found
 
 
@@ -125,6 +140,34 @@ def _relink(markdown: str, from_doc: str, to_doc: str) -> str:
         rel = posixpath.relpath(target, posixpath.dirname(to_doc) or ".")
         return f"]({rel}#{frag})" if frag else f"]({rel})"
     return re.sub(r"\]\(([^)\s]+)\)", fix, markdown)
+
+
+GLUE_ROLE = re.compile(r"\{glue(:text|:any|:md|:)?\}`([^`]*)`")
+
+
+def _reglue(markdown: str, from_doc: str, suffix: str = ".ipynb") -> str:
+    """Point the glue roles of markdown taken from notebook ``from_doc`` at that notebook.
+
+    ``{glue:text}`fid:.1f``` cites a number the notebook recorded; myst-nb resolves such a
+    role only on the page that glued it, so on the corrections page it must say
+    ``{glue:text}`/notebooks/05_1_sample_quality.ipynb::fid:.1f``` (a path from the book's
+    root). Roles that already name a notebook (``other.ipynb::key``) are made absolute too.
+    """
+    def fix(m):
+        kind, text = m.group(1) or "", m.group(2)
+        if kind == ":md":
+            raise ValueError(f"{{glue:md}}`{text}` cannot be quoted on another page: "
+                             "use {glue:text} in a correction box")
+        doc, _, key = text.rpartition("::")
+        fmt = None
+        if kind == ":text":
+            key, sep, fmt = key.partition(":")
+            fmt = fmt if sep else "s"  # no format given: myst-nb's default
+        doc = (posixpath.normpath(posixpath.join(posixpath.dirname(from_doc), doc)) if doc
+               else from_doc + suffix)
+        target = f"/{doc.lstrip('/')}::{key}" + (f":{fmt}" if fmt is not None else "")
+        return f"{{glue{kind}}}`{target}`"
+    return GLUE_ROLE.sub(fix, markdown)
 
 
 def _count(n: int, word: str) -> str:
@@ -184,8 +227,13 @@ class CorrectionsDirective(SphinxDirective):
             head += nodes.reference("", f"{c.title} → the demonstration", refuri=uri,
                                     internal=True, classes=["gantut-correction-link"])
             box += head
-            md = _relink(f"**Source:** {c.source}\n\n**Right:** {c.right}\n\n"
+            chinese = f"**正确说法：** {c.chinese}\n\n" if c.chinese else ""
+            md = _relink(f"**Source:** {c.source}\n\n**Right:** {c.right}\n\n{chinese}"
                          f"**Evidence:** {c.evidence}\n", c.docname, env.docname)
+            try:
+                md = _reglue(md, c.docname, Path(env.doc2path(c.docname)).suffix)
+            except ValueError as e:
+                raise ExtensionError(f"{c.docname}, {c.slug}: {e}") from e
             body = nodes.container(classes=["gantut-correction-body"])
             self.state.nested_parse(StringList(md.splitlines(), source=c.docname), 0, body)
             box += body
@@ -193,19 +241,25 @@ class CorrectionsDirective(SphinxDirective):
         return out
 
 
-RUN_TIME = re.compile(r"Run time on a 2-core CPU:\**\s*(.+?)\s*$", re.M)
+# The one header line of every notebook (in its first markdown cell), e.g.
+#   **Run time on a 2-core CPU:** smoke ≈ 25 s, quick ≈ 2.5 min (GPU: profile `full`).
+# tests/test_prose.py checks that each notebook has it in exactly this shape.
+DURATION = r"\d+(?:\.\d+)? (?:s|min)"
+HEADER = re.compile(rf"^\*\*Run time on a 2-core CPU:\*\* smoke ≈ (?P<smoke>{DURATION}), "
+                    rf"quick ≈ (?P<quick>{DURATION}) \(GPU: profile `full`\)\.$", re.M)
 
 
 def notebook_summary(path: Path) -> dict:
-    """Title, stated run time, and how the executed copy was run (papermill's metadata)."""
+    """Title, stated run times, and how the executed copy was run (papermill's metadata)."""
     nb = json.loads(path.read_text(encoding="utf-8"))
     first = next((c for c in nb["cells"] if c["cell_type"] == "markdown"), {"source": ""})
     src = "".join(first["source"])
     title = re.search(r"^# (.+)$", src, re.M)
-    stated = RUN_TIME.search(src)
+    stated = HEADER.search(src)
     pm = nb.get("metadata", {}).get("papermill", {})
     return {"title": title.group(1).strip() if title else path.stem,
-            "stated": stated.group(1).rstrip(".") if stated else "not stated",
+            "smoke": stated["smoke"] if stated else None,
+            "quick": stated["quick"] if stated else None,
             "profile": pm.get("parameters", {}).get("profile", "?"),
             "duration": pm.get("duration")}
 
@@ -217,22 +271,85 @@ class ChaptersDirective(SphinxDirective):
 
     def run(self):
         env = self.env
-        rows = ["| chapter | run time on a 2-core CPU (as stated) | this site: profile, time |",
-                "|---|---|---|"]
+        rows = ["| chapter | smoke, 2-core CPU | quick, 2-core CPU | this site: profile, time |",
+                "|---|---|---|---|"]
         for docname in toc_chapters(env.app):
             path = Path(env.doc2path(docname))
             if not path.exists():
-                rows.append(f"| `{docname}` (not written yet) | | |")
+                rows.append(f"| `{docname}` (not written yet) | | | |")
                 continue
             env.note_dependency(str(path))
             s = notebook_summary(path)
             took = f"{s['duration']:.0f} s" if s["duration"] else "?"
             rel = posixpath.relpath(docname, posixpath.dirname(env.docname))
-            rows.append(f"| [{s['title']}]({rel}.ipynb) | {s['stated']} | {s['profile']}, {took} |")
+            smoke, quick = (f"≈ {s['smoke']}", f"≈ {s['quick']}") if s["smoke"] else ("not stated",) * 2
+            rows.append(f"| [{s['title']}]({rel}.ipynb) | {smoke} | {quick} | {s['profile']}, {took} |")
         env.gantut_corrections_docs = getattr(env, "gantut_corrections_docs", set()) | {env.docname}
         table = nodes.container(classes=["gantut-chapters"])
         self.state.nested_parse(StringList(rows, source=env.docname), 0, table)
         return [table]
+
+
+RECORD_MIME = "application/vnd.gantut.record+json"  # gantut.report.MIME (a test checks they agree)
+GLUE_PREFIX = "application/papermill.record/"       # what myst_nb.glue(..., display=False) writes
+
+
+def _records_only(code: str) -> bool:
+    """Whether a code cell does nothing but call ``record(...)`` (in loops or ifs, at most)."""
+    def only(stmts):
+        return bool(stmts) and all(
+            (isinstance(st, ast.Expr) and isinstance(st.value, ast.Call)
+             and (getattr(st.value.func, "id", None) == "record"
+                  or getattr(st.value.func, "attr", None) == "record"))
+            or (isinstance(st, (ast.For, ast.If)) and only(st.body)
+                and (not st.orelse or only(st.orelse)))
+            for st in stmts)
+    try:
+        return only(ast.parse(code).body)
+    except SyntaxError:  # IPython magics: not a plain record cell
+        return False
+
+
+def records_to_glue(nb: dict) -> int:
+    """Turn the ``record`` outputs of an executed notebook into myst-nb glue; return how many.
+
+    Each recorded line becomes the glue entry that ``myst_nb.glue(name, value,
+    display=False)`` writes, so markdown's ``{glue:text}`name:.1f``` shows the number and the
+    line itself is not on the page. A code cell that only records is hidden (its input; and
+    the whole cell when nothing else is left in its output).
+    """
+    n = 0
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
+        outputs, kept = [], 0
+        for out in cell.get("outputs", []):
+            rec = out.get("data", {}).get(RECORD_MIME)
+            if rec is None:
+                outputs.append(out)
+                kept += 1
+                continue
+            outputs.append({"output_type": "display_data",
+                            "data": {GLUE_PREFIX + "text/plain": repr(rec["value"])},
+                            "metadata": {"scrapbook": {"name": rec["name"], "mime_prefix": GLUE_PREFIX}}})
+            n += 1
+        if kept == len(outputs):
+            continue
+        cell["outputs"] = outputs
+        src = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+        if _records_only(src):
+            tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+            tags += ["remove-input"] + ([] if kept else ["remove-output"])
+    return n
+
+
+def _glue_records(app, docname, source):
+    """``source-read``: the book reads each executed notebook with its records as glue."""
+    if Path(app.env.doc2path(docname)).suffix != ".ipynb":
+        return
+    nb = json.loads(source[0])
+    if records_to_glue(nb):
+        source[0] = json.dumps(nb, ensure_ascii=False)
 
 
 def _always_reread_corrections(app, env, added, changed, removed):
@@ -340,6 +457,64 @@ def _run_it_yourself(app, doctree):
         section.insert(section.index(section.next_node(nodes.title)) + 1, box)
 
 
+# The font's unicode-range in _static/gantut.css: the CJK blocks, full-width forms included.
+CJK = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef\U00020000-\U0002fa1f]")
+
+
+def site_characters(outdir: Path) -> set[str]:
+    """Every character the built site can show: its pages, search index and page sources."""
+    chars: set[str] = set()
+    for path in outdir.rglob("*"):
+        if (path.suffix not in (".html", ".js", ".txt", ".ipynb", ".md") or not path.is_file()
+                or "vendor" in path.relative_to(outdir).parts):
+            continue
+        text = path.read_text(encoding="utf-8", errors="ignore")
+        text += re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), text)
+        chars.update(text)
+    return chars
+
+
+def subset_font(src: Path, dst: Path, chars: set[str]) -> set[str]:
+    """Write the font ``src`` cut to the CJK ones of ``chars`` to ``dst`` (WOFF); return those it lacks."""
+    from fontTools import subset
+
+    options = subset.Options()
+    options.flavor = "woff"  # zlib: no brotli needed
+    font = subset.load_font(str(src), options)
+    have = font.getBestCmap()
+    wanted = {ord(c) for c in chars if CJK.match(c)} & set(have)
+    subsetter = subset.Subsetter(options)
+    subsetter.populate(unicodes=wanted)
+    subsetter.subset(font)
+    tmp = dst.with_name(dst.name + ".tmp")
+    subset.save_font(font, str(tmp), options)
+    os.replace(tmp, dst)
+    return {c for c in chars if CJK.match(c) and ord(c) not in have}
+
+
+def _cut_font(app, exception):
+    """``build-finished``: the site ships the CJK font cut to the characters its pages use.
+
+    The full Noto Sans SC (its simplified-Chinese subset, about 1.5 MB) is copied into the
+    site with ``_static``; here it is replaced by the glyphs the site needs (tens of KB per
+    hundred characters). A Chinese character the font lacks would be drawn as a box: that is
+    a warning naming it.
+    """
+    if exception is not None or app.builder.format != "html":
+        return
+    outdir = Path(app.outdir)
+    font = outdir / "_static" / FONT
+    if not font.exists():
+        return
+    before = font.stat().st_size
+    missing = subset_font(font, font, site_characters(outdir))
+    logger.info(f"gantut: CJK font cut to the site's characters: {before // 1024} KB -> "
+                f"{font.stat().st_size // 1024} KB")
+    if missing:
+        logger.warning(f"gantut: the site's font lacks {len(missing)} character(s), drawn as boxes: "
+                       f"{''.join(sorted(missing))}", type="gantut", subtype="font")
+
+
 def _unlist_vendored_js(app, config):
     """Jupyter Book 1 adds every .js under _static to every page; the vendored scripts load
     themselves (MathJax its components, the widget manager on pages with widgets), so drop them."""
@@ -355,5 +530,7 @@ def setup(app):
     app.connect("env-get-outdated", _always_reread_corrections)
     app.connect("doctree-read", _register_html_anchors)
     app.connect("doctree-read", _run_it_yourself)
+    app.connect("source-read", _glue_records)
+    app.connect("build-finished", _cut_font)
     app.add_css_file("gantut.css")
     return {"version": "1.0", "parallel_read_safe": False, "parallel_write_safe": True}
