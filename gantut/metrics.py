@@ -7,29 +7,11 @@ caches under ``data/`` (:func:`load_classifier`). The reference is the held-out 
 FID and KID come from torchmetrics with that CNN as the feature extractor; precision and
 recall follow Kynkäänniemi et al. (2019) in the same space.
 
-The scale of FID in this feature space (offline 5,000-digit subset, 1,000 held-out
-reference digits, 2,000 samples unless said; measured in notebook 05.1, quick profile):
-
-===================================================  ===============
-samples                                              FID
-===================================================  ===============
-500 held-out digits vs the other 500 (the floor)     17
-training digits (1,000: 5 - 11; 2,000: 6)            6
-training digits + Gaussian noise, sigma 0.25 / 0.5   25 / 106
-digits 0-4 only (half the modes dropped)             230
-uniform noise in [-1, 1]                             2,276
-one training digit repeated (total collapse)         2,426 (1,300 - 2,400 by digit)
-seed MLP GAN (``seed-mlp``), 90 CPU s                44
-DCGAN trained the classic way (``dcgan-classic``)    135
-DCGAN trained right (``dcgan``), 90 CPU s            42
-===================================================  ===============
-
-Sample-seed spread (std over 3 seeds / mean, one trained generator) at 2,000 samples:
-0.5-3% (``dcgan`` 0.5%, ``dcgan-classic`` 0.9%, ``seed-mlp`` 3.0%); at 1,000 samples 1-4%,
-at 500 samples 2-7%. Training seeds move FID far more: after 120 CPU s, seeds 0/1/2 gave
-45/46/59 for ``seed-mlp`` (std 15% of the mean) and 33/40/41 for ``dcgan`` (11%), so a
-race between two recipes needs several training seeds. Compare FIDs only at the same
-number of samples, against the same reference and feature extractor.
+How large a difference in FID matters here (real digits against real digits, noise,
+collapse, the spread over sample and training seeds) is measured in notebook 05.1; the book's
+page "How the recipes were tuned" (``book/tuning.md``) keeps the scale that the recipes were
+tuned against. Compare FIDs only at the same number of samples, against the same reference
+and feature extractor.
 
 Every function takes ``x_or_sampler``: a tensor of images in [-1, 1] (``N x 1 x 28 x 28``)
 or anything with ``.sample(n)`` (a trainer, a generator, a VAE). Samples are drawn under a
@@ -287,8 +269,8 @@ def fid(x_or_sampler, mnist: MNIST, n: int = 1000, seed: int = 0,
     """Fréchet distance between ``n`` samples and the held-out digits (or ``real``) in
     the classifier's feature space (torchmetrics ``FrechetInceptionDistance``).
 
-    0 means the two feature distributions have the same mean and covariance; the floor
-    with 1,000 real digits is 5-11, uniform noise ~2,300 (see the module docstring). Lower is better.
+    0 means the two feature distributions have the same mean and covariance; lower is better.
+    FID is biased upwards at small ``n``: real digits against real digits do not give 0.
     """
     x = _samples(x_or_sampler, n, seed)
     m = _reference_metric("fid", mnist, real)
