@@ -33,6 +33,7 @@ from torch import nn
 
 from .checkpoint import CheckpointError, atomic_save, safe_load
 from .data import DATA_ROOT, MNIST, ToyData
+from .utils import evaluating
 
 CLASSIFIER_VERSION = 1  # bump when the architecture or its training recipe changes
 CLASSIFIER_EPOCHS = 8
@@ -95,10 +96,10 @@ def _random_shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torc
 
 @torch.no_grad()
 def accuracy(clf: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 1000) -> float:
-    """Share of ``x`` that ``clf`` labels as ``y``."""
-    clf.eval()
-    hits = sum((clf(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum().item()
-               for i in range(0, len(x), batch))
+    """Share of ``x`` that ``clf`` labels as ``y`` (in eval mode; ``clf``'s mode is kept)."""
+    with evaluating(clf):
+        hits = sum((clf(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum().item()
+                   for i in range(0, len(x), batch))
     return hits / len(x)
 
 
@@ -228,13 +229,6 @@ def features(x: torch.Tensor, mnist: MNIST, batch: int = 1000) -> torch.Tensor:
     return torch.cat([clf.features(x[i:i + batch].to(dev)) for i in range(0, len(x), batch)])
 
 
-@torch.no_grad()
-def _logits(x: torch.Tensor, mnist: MNIST, batch: int = 1000) -> torch.Tensor:
-    clf = load_classifier(mnist)
-    dev = next(clf.parameters()).device
-    return torch.cat([clf(x[i:i + batch].to(dev)) for i in range(0, len(x), batch)])
-
-
 # The held-out reference goes into each metric once; later calls only add the fakes.
 _REFERENCE: dict[tuple, object] = {}
 
@@ -343,7 +337,8 @@ def class_histogram(x_or_sampler, mnist: MNIST, n: int = 1000, seed: int = 0) ->
     """Share of ``n`` samples the classifier assigns to each digit 0-9 (a tensor of 10 that
     sums to 1). Real data gives ~0.1 everywhere; a collapsed generator puts most mass
     on one or two digits."""
-    pred = _logits(_samples(x_or_sampler, n, seed), mnist).argmax(1).cpu()
+    logits = load_classifier(mnist).head(features(_samples(x_or_sampler, n, seed), mnist))
+    pred = logits.argmax(1).cpu()
     return torch.bincount(pred, minlength=10).float() / len(pred)
 
 
@@ -391,7 +386,8 @@ def per_class_accuracy(classifier, images: torch.Tensor, labels: torch.Tensor,
     if len(images) != len(labels):
         raise ValueError(f"got {len(images)} images but {len(labels)} labels")
     device = next(classifier.parameters()).device
-    pred = classifier(images.to(device)).argmax(1).cpu()
+    with evaluating(classifier):
+        pred = classifier(images.to(device)).argmax(1).cpu()
     labels = labels.cpu()
     hits = torch.bincount(labels[pred == labels], minlength=n_classes).float()
     counts = torch.bincount(labels, minlength=n_classes).float()
