@@ -8,6 +8,7 @@ Each module does one job; notebooks call a few well-named functions from them:
 - :mod:`gantut.models` -- the source's MLP GAN (corrected), DCGAN, VAE, with shape comments
 - :mod:`gantut.losses` -- minimax, non-saturating, least-squares, hinge, WGAN-GP
 - :mod:`gantut.train` -- the GAN and VAE training loops, callbacks, checkpoints, NaN guard
+- :mod:`gantut.flow` -- flow matching (loss, Euler sampler, small U-Net), what came after GANs
 - :mod:`gantut.checkpoint` -- atomic writes, ``weights_only`` loads
 - :mod:`gantut.recipes` -- named training recipes (models + settings), built by ``make_trainer``;
   how they were tuned is a page of the book

@@ -9,9 +9,9 @@ share, so "the DCGAN recipe" means the same thing everywhere::
 ``seed-mlp-source`` is the source article's recipe as literally as it can be run;
 ``seed-mlp`` trains the same networks right; ``dcgan-classic`` trains a DCGAN as Radford et
 al. (2015) did and ``dcgan`` as SNGAN does (spectral normalisation in D, a fast Adam);
-``cgan`` is ``dcgan`` with labels; ``vae`` is the VAE of notebook 04.1. The runs that chose
-these settings, and what they measured, are in the book's page "How the recipes were tuned"
-(``book/tuning.md``).
+``cgan`` is ``dcgan`` with labels; ``vae`` is the VAE of notebook 04.1; ``flow`` trains flow
+matching (:mod:`gantut.flow`), what came after GANs. The runs that chose the GAN settings, and
+what they measured, are in the book's page "How the recipes were tuned" (``book/tuning.md``).
 """
 
 from __future__ import annotations
