@@ -54,11 +54,6 @@ class MNIST:
                 f"test={tuple(self.test_x.shape)}, range=[-1, 1])")
 
 
-def to_unit(x: torch.Tensor) -> torch.Tensor:
-    """Map images from [-1, 1] (what the GANs use) to [0, 1] (what the VAE and plots use)."""
-    return (x + 1) / 2
-
-
 def _from_uint8(x: torch.Tensor) -> torch.Tensor:
     return (x.float().div(255).mul(2).sub(1)).reshape(-1, 1, 28, 28)
 

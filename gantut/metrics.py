@@ -7,29 +7,11 @@ caches under ``data/`` (:func:`load_classifier`). The reference is the held-out 
 FID and KID come from torchmetrics with that CNN as the feature extractor; precision and
 recall follow Kynkäänniemi et al. (2019) in the same space.
 
-The scale of FID in this feature space (offline 5,000-digit subset, 1,000 held-out
-reference digits, 2,000 samples unless said; measured in notebook 05.1, quick profile):
-
-===================================================  ===============
-samples                                              FID
-===================================================  ===============
-500 held-out digits vs the other 500 (the floor)     17
-training digits (1,000: 5 - 11; 2,000: 6)            6
-training digits + Gaussian noise, sigma 0.25 / 0.5   25 / 106
-digits 0-4 only (half the modes dropped)             230
-uniform noise in [-1, 1]                             2,276
-one training digit repeated (total collapse)         2,426 (1,300 - 2,400 by digit)
-seed MLP GAN (``seed-mlp``), 90 CPU s                44
-DCGAN trained the classic way (``dcgan-classic``)    135
-DCGAN trained right (``dcgan``), 90 CPU s            42
-===================================================  ===============
-
-Sample-seed spread (std over 3 seeds / mean, one trained generator) at 2,000 samples:
-0.5-3% (``dcgan`` 0.5%, ``dcgan-classic`` 0.9%, ``seed-mlp`` 3.0%); at 1,000 samples 1-4%,
-at 500 samples 2-7%. Training seeds move FID far more: after 120 CPU s, seeds 0/1/2 gave
-45/46/59 for ``seed-mlp`` (std 15% of the mean) and 33/40/41 for ``dcgan`` (11%), so a
-race between two recipes needs several training seeds. Compare FIDs only at the same
-number of samples, against the same reference and feature extractor.
+How large a difference in FID matters here (real digits against real digits, noise,
+collapse, the spread over sample and training seeds) is measured in notebook 05.1; the book's
+page "How the recipes were tuned" (``book/tuning.md``) keeps the scale that the recipes were
+tuned against. Compare FIDs only at the same number of samples, against the same reference
+and feature extractor.
 
 Every function takes ``x_or_sampler``: a tensor of images in [-1, 1] (``N x 1 x 28 x 28``)
 or anything with ``.sample(n)`` (a trainer, a generator, a VAE). Samples are drawn under a
@@ -51,6 +33,7 @@ from torch import nn
 
 from .checkpoint import CheckpointError, atomic_save, safe_load
 from .data import DATA_ROOT, MNIST, ToyData
+from .utils import evaluating
 
 CLASSIFIER_VERSION = 1  # bump when the architecture or its training recipe changes
 CLASSIFIER_EPOCHS = 8
@@ -113,10 +96,10 @@ def _random_shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torc
 
 @torch.no_grad()
 def accuracy(clf: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 1000) -> float:
-    """Share of ``x`` that ``clf`` labels as ``y``."""
-    clf.eval()
-    hits = sum((clf(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum().item()
-               for i in range(0, len(x), batch))
+    """Share of ``x`` that ``clf`` labels as ``y`` (in eval mode; ``clf``'s mode is kept)."""
+    with evaluating(clf):
+        hits = sum((clf(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum().item()
+                   for i in range(0, len(x), batch))
     return hits / len(x)
 
 
@@ -246,13 +229,6 @@ def features(x: torch.Tensor, mnist: MNIST, batch: int = 1000) -> torch.Tensor:
     return torch.cat([clf.features(x[i:i + batch].to(dev)) for i in range(0, len(x), batch)])
 
 
-@torch.no_grad()
-def _logits(x: torch.Tensor, mnist: MNIST, batch: int = 1000) -> torch.Tensor:
-    clf = load_classifier(mnist)
-    dev = next(clf.parameters()).device
-    return torch.cat([clf(x[i:i + batch].to(dev)) for i in range(0, len(x), batch)])
-
-
 # The held-out reference goes into each metric once; later calls only add the fakes.
 _REFERENCE: dict[tuple, object] = {}
 
@@ -287,8 +263,8 @@ def fid(x_or_sampler, mnist: MNIST, n: int = 1000, seed: int = 0,
     """Fréchet distance between ``n`` samples and the held-out digits (or ``real``) in
     the classifier's feature space (torchmetrics ``FrechetInceptionDistance``).
 
-    0 means the two feature distributions have the same mean and covariance; the floor
-    with 1,000 real digits is 5-11, uniform noise ~2,300 (see the module docstring). Lower is better.
+    0 means the two feature distributions have the same mean and covariance; lower is better.
+    FID is biased upwards at small ``n``: real digits against real digits do not give 0.
     """
     x = _samples(x_or_sampler, n, seed)
     m = _reference_metric("fid", mnist, real)
@@ -361,7 +337,8 @@ def class_histogram(x_or_sampler, mnist: MNIST, n: int = 1000, seed: int = 0) ->
     """Share of ``n`` samples the classifier assigns to each digit 0-9 (a tensor of 10 that
     sums to 1). Real data gives ~0.1 everywhere; a collapsed generator puts most mass
     on one or two digits."""
-    pred = _logits(_samples(x_or_sampler, n, seed), mnist).argmax(1).cpu()
+    logits = load_classifier(mnist).head(features(_samples(x_or_sampler, n, seed), mnist))
+    pred = logits.argmax(1).cpu()
     return torch.bincount(pred, minlength=10).float() / len(pred)
 
 
@@ -409,7 +386,8 @@ def per_class_accuracy(classifier, images: torch.Tensor, labels: torch.Tensor,
     if len(images) != len(labels):
         raise ValueError(f"got {len(images)} images but {len(labels)} labels")
     device = next(classifier.parameters()).device
-    pred = classifier(images.to(device)).argmax(1).cpu()
+    with evaluating(classifier):
+        pred = classifier(images.to(device)).argmax(1).cpu()
     labels = labels.cpu()
     hits = torch.bincount(labels[pred == labels], minlength=n_classes).float()
     counts = torch.bincount(labels, minlength=n_classes).float()

@@ -4,6 +4,11 @@ Every generator maps noise ``z`` (``N x z_dim``) to images ``N x 1 x 28 x 28`` i
 (or to points ``N x 2`` for the toy problems); every discriminator maps a batch to ``N``
 raw scores (logits) -- no sigmoid, no softmax: the losses in :mod:`gantut.losses` apply
 what they need. Class-conditional versions take labels ``y`` as a second argument.
+
+A comment ``# N x C x H x W`` after a layer gives the shape of its output for a batch of
+``N`` (after ``nn.Sequential(``: the shape that goes in), with the constructor's default
+sizes (``ch`` = 32, so ``2ch`` is 64 channels); ``tests/test_shape_comments.py`` checks
+every such comment against a forward pass.
 """
 
 from __future__ import annotations
@@ -117,8 +122,8 @@ class MLPGenerator(Generator):
         self.out_act = activation(out_act) if out_act else nn.Identity()
 
     def forward(self, z, y=None):
-        h = self.net(self._with_labels(z, y))
-        return self.out_act(h).view(-1, *self.out_shape)
+        h = self.net(self._with_labels(z, y))  # N x z_dim -> N x 128 -> N x 128 -> N x 784
+        return self.out_act(h).view(-1, *self.out_shape)  # N x 1 x 28 x 28
 
 
 class MLPDiscriminator(nn.Module):
@@ -154,8 +159,9 @@ class MLPDiscriminator(nn.Module):
         self.embed = nn.Embedding(n_classes, hidden[-1]) if n_classes else None
 
     def forward(self, x, y=None):
-        h = self.body(_check(x, self.in_shape, type(self).__name__).flatten(1))
-        return _project(self.head(h).squeeze(1), self.embed, h, y)
+        x = _check(x, self.in_shape, type(self).__name__).flatten(1)  # N x 1 x 28 x 28 -> N x 784
+        h = self.body(x)  # N x 128 -> N x 128
+        return _project(self.head(h).squeeze(1), self.embed, h, y)  # N x 1 -> N: one logit each
 
 
 def _project(out, embed, h, y):
@@ -181,18 +187,23 @@ class DCGANGenerator(Generator):
     """DCGAN-style generator for 28x28 (Radford et al. 2015), sized for a CPU.
 
     ``z -> 2ch x 7 x 7 -> ch x 14 x 14 -> 1 x 28 x 28``: transposed convolutions,
-    batch norm and ReLU inside, tanh out.
+    batch norm and ReLU inside, tanh out. A transposed convolution with kernel 4, stride 2
+    and padding 1 doubles the height and width: ``out = (in - 1) * 2 - 2 * 1 + 4 = 2 * in``.
     """
 
     def __init__(self, z_dim=100, ch=32, n_classes: int = 0):
         super().__init__()
         self.z_dim, self.n_classes = z_dim, n_classes
-        self.fc = nn.Sequential(nn.Linear(z_dim + n_classes, 2 * ch * 7 * 7, bias=False),
-                                nn.BatchNorm1d(2 * ch * 7 * 7), nn.ReLU())
+        self.fc = nn.Sequential(                                       # N x z_dim (+ labels)
+            nn.Linear(z_dim + n_classes, 2 * ch * 7 * 7, bias=False),  # N x (2ch*7*7)
+            nn.BatchNorm1d(2 * ch * 7 * 7), nn.ReLU(),
+        )
         self.net = nn.Sequential(
-            nn.Unflatten(1, (2 * ch, 7, 7)),
-            nn.ConvTranspose2d(2 * ch, ch, 4, 2, 1, bias=False), nn.BatchNorm2d(ch), nn.ReLU(),
-            nn.ConvTranspose2d(ch, 1, 4, 2, 1), nn.Tanh(),
+            nn.Unflatten(1, (2 * ch, 7, 7)),                           # N x 2ch x 7 x 7
+            nn.ConvTranspose2d(2 * ch, ch, 4, 2, 1, bias=False),       # N x ch x 14 x 14
+            nn.BatchNorm2d(ch), nn.ReLU(),
+            nn.ConvTranspose2d(ch, 1, 4, 2, 1),                        # N x 1 x 28 x 28
+            nn.Tanh(),
         )
         self.apply(_dcgan_init)
 
@@ -202,6 +213,9 @@ class DCGANGenerator(Generator):
 
 class DCGANDiscriminator(nn.Module):
     """DCGAN-style discriminator for 28x28: strided convolutions, LeakyReLU, one logit.
+
+    A convolution with kernel 4, stride 2 and padding 1 halves the height and width:
+    ``out = (in + 2 * 1 - 4) // 2 + 1 = in / 2``.
 
     Args:
         ch: channels of the first convolution.
@@ -216,19 +230,21 @@ class DCGANDiscriminator(nn.Module):
             raise ValueError(f"unknown norm {norm!r}: choose batch, none or spectral")
         wrap = _sn if norm == "spectral" else (lambda m: m)
         self.n_classes = n_classes
-        self.body = nn.Sequential(
-            wrap(nn.Conv2d(1, ch, 4, 2, 1)), nn.LeakyReLU(0.2),
-            wrap(nn.Conv2d(ch, 2 * ch, 4, 2, 1, bias=norm != "batch")),
-            nn.BatchNorm2d(2 * ch) if norm == "batch" else nn.Identity(), nn.LeakyReLU(0.2),
-            nn.Flatten(),
+        self.body = nn.Sequential(                                    # N x 1 x 28 x 28
+            wrap(nn.Conv2d(1, ch, 4, 2, 1)),                          # N x ch x 14 x 14
+            nn.LeakyReLU(0.2),
+            wrap(nn.Conv2d(ch, 2 * ch, 4, 2, 1, bias=norm != "batch")),  # N x 2ch x 7 x 7
+            nn.BatchNorm2d(2 * ch) if norm == "batch" else nn.Identity(),
+            nn.LeakyReLU(0.2),
+            nn.Flatten(),                                             # N x (2ch*7*7)
         )
-        self.head = wrap(nn.Linear(2 * ch * 7 * 7, 1))
+        self.head = wrap(nn.Linear(2 * ch * 7 * 7, 1))                # N x 1
         self.embed = nn.Embedding(n_classes, 2 * ch * 7 * 7) if n_classes else None
         self.apply(_dcgan_init)
 
     def forward(self, x, y=None):
         h = self.body(_check(x, (1, 28, 28), type(self).__name__).view(-1, 1, 28, 28))
-        return _project(self.head(h).squeeze(1), self.embed, h, y)
+        return _project(self.head(h).squeeze(1), self.embed, h, y)  # N: one logit each
 
 
 class VAE(nn.Module):
@@ -242,9 +258,15 @@ class VAE(nn.Module):
     def __init__(self, z_dim=16, hidden=400):
         super().__init__()
         self.z_dim = z_dim
-        self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(784, hidden), nn.ReLU(),
-                                     nn.Linear(hidden, 2 * z_dim))
-        self.decoder = nn.Sequential(nn.Linear(z_dim, hidden), nn.ReLU(), nn.Linear(hidden, 784))
+        self.encoder = nn.Sequential(             # N x 1 x 28 x 28
+            nn.Flatten(),                         # N x 784
+            nn.Linear(784, hidden), nn.ReLU(),    # N x hidden
+            nn.Linear(hidden, 2 * z_dim),         # N x 2z_dim: mu and logvar side by side
+        )
+        self.decoder = nn.Sequential(             # N x z_dim
+            nn.Linear(z_dim, hidden), nn.ReLU(),  # N x hidden
+            nn.Linear(hidden, 784),               # N x 784: a Bernoulli logit per pixel
+        )
 
     def encode(self, x):
         """``mu, logvar`` of ``q(z|x)`` for images ``x`` in [-1, 1]."""

@@ -29,7 +29,6 @@ class Profile:
         dcgan_steps: steps of a DCGAN run.
         vae_steps: steps of a VAE run.
         toy_steps: steps of a 2-D toy GAN run.
-        batch_size: MNIST batch size.
         n_eval: generated samples used by a metric (FID, precision/recall).
         n_seeds: how many seeds an experiment over seeds uses.
         classifier_epochs: epochs of the metrics' feature classifier.
@@ -46,7 +45,6 @@ class Profile:
     dcgan_steps: int
     vae_steps: int
     toy_steps: int
-    batch_size: int
     n_eval: int
     n_seeds: int
     classifier_epochs: int
@@ -64,16 +62,16 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     # CI: every notebook in under a minute on 2 CPU cores; numbers mean nothing.
     "smoke": Profile("smoke", gan_steps=60, collapse_steps=60, dcgan_steps=30, vae_steps=60,
-                     toy_steps=150, batch_size=64, n_eval=500, n_seeds=2,
+                     toy_steps=150, n_eval=500, n_seeds=2,
                      classifier_epochs=1, snapshots=2, quality_seconds=1.0,
                      compare_steps=20),
     # A laptop CPU: a few minutes per notebook, results that show the point.
     "quick": Profile("quick", gan_steps=6000, collapse_steps=4000, dcgan_steps=1500,
-                     vae_steps=3000, toy_steps=2500, batch_size=64, n_eval=2000, n_seeds=3,
+                     vae_steps=3000, toy_steps=2500, n_eval=2000, n_seeds=3,
                      classifier_epochs=8, quality_seconds=90.0, compare_steps=1500),
     # A GPU: full quality.
     "full": Profile("full", gan_steps=50000, collapse_steps=10000, dcgan_steps=20000,
-                    vae_steps=30000, toy_steps=10000, batch_size=128, n_eval=10000,
+                    vae_steps=30000, toy_steps=10000, n_eval=10000,
                     n_seeds=5, classifier_epochs=20, snapshots=6, quality_seconds=600.0,
                     compare_steps=20000),
 }

@@ -6,44 +6,12 @@ share, so "the DCGAN recipe" means the same thing everywhere::
     trainer = make_trainer("seed-mlp")            # a GANTrainer, ready to fit
     trainer.fit(mnist.train_x, steps=p.gan_steps)
 
-``seed-mlp-source`` is the source article's recipe as literally as it can be run
-(minimax loss, batch 64, Adam 2e-4); ``seed-mlp`` is the same architecture trained
-right.
-
-How ``seed-mlp`` and ``dcgan`` were tuned (FID of 1,000 samples against the 1,000
-held-out digits, :mod:`gantut.metrics`; CPU seconds of one torch thread on a busy
-2-core machine, ``gantut.bench.time_to_quality``; seed 0):
-
-- seed MLP, batch 256, Adam 4e-4, EMA 0.999 (the first recipe): FID 1,045 after 2,000
-  steps, 298 after 6,000. The EMA with decay 0.999 averages over ~1,000 steps, so in a
-  short run it mostly averages the early, bad generators.
-- seed MLP, batch 64, Adam 2e-4, EMA 0.99: 320 after 60 CPU s (7,800 steps), not improving;
-  batch 64, Adam 5e-4, EMA 0.995: 116 after 60 CPU s.
-- seed MLP, **batch 128, Adam 1e-3 (both nets), EMA 0.995**, dropout 0.3 in D: FID 143
-  after 31 CPU s, 76 after 43 s, 54 after 61 s (6,250 steps), all ten digits (class-histogram
-  entropy 2.23 of 2.30). That is ``seed-mlp``. The source's architecture is unchanged.
-- DCGAN (``ch`` 32, batch norm in both nets, batch 64; FID of 2,000 samples, CPU seconds of
-  one thread with another run beside it): Adam 2e-4, EMA 0.999: FID 2,012 after 500 steps,
-  129 after 2,500 (EMA lag again); Adam 5e-4, EMA 0.995: <= 100 after 91 s, best 76 after
-  181 s (the previous ``dcgan``). Narrower nets (``ch`` 16) with the same optimiser: 98
-  after 119 s -- width was not the limit.
-- What worked is the optimiser of SNGAN/BigGAN: **spectral normalisation in D** (Miyato et
-  al. 2018) instead of batch norm, **Adam 2e-3 for both nets with betas (0, 0.9)**, EMA
-  0.995 of G. With ``ch`` 32 and the non-saturating loss, training seeds 0/1/2: FID <= 50
-  first after 71/60/74 CPU s, 33/40/41 after 120 s -- that is ``dcgan``. Variants, FID after
-  120 s: ``ch`` 16 (half the CPU per step) 44/43/36, not better per CPU second; ``ch`` 16
-  with the hinge loss 42/42/46 and, keeping batch norm in D, 47 (seed 0); lower learning
-  rates were slower (hinge, ``ch`` 16, Adam 1e-3: 45; 5e-4: 52; 5e-4 at batch 128: 65).
-- ``dcgan-classic`` is the DCGAN as Radford et al. (2015) trained it (batch norm in both
-  nets, Adam 2e-4 with betas (0.5, 0.999), no EMA): the baseline of notebook 05.1 and the
-  architecture of the peer recipe in :mod:`gantut.bench`.
-- ``cgan`` is ``dcgan`` with labels. 1,500 steps, seed 0, 2,000 samples (200 per digit):
-  the share of samples that the metrics' classifier reads as the digit asked for was 98.0%
-  (worst digit 89%), FID 14; with ``dcgan-classic``'s batch norm and Adam 2e-4 (EMA 0.999) it
-  was 72.5% (worst 48%), FID 83.
-
-Notebook 05.1 races ``seed-mlp``, ``dcgan-classic`` and ``dcgan`` for the same CPU time;
-``python -m gantut.bench`` prints the time-to-quality table against the peer recipe.
+``seed-mlp-source`` is the source article's recipe as literally as it can be run;
+``seed-mlp`` trains the same networks right; ``dcgan-classic`` trains a DCGAN as Radford et
+al. (2015) did and ``dcgan`` as SNGAN does (spectral normalisation in D, a fast Adam);
+``cgan`` is ``dcgan`` with labels; ``vae`` is the VAE of notebook 04.1; ``flow`` trains flow
+matching (:mod:`gantut.flow`), what came after GANs. The runs that chose the GAN settings, and
+what they measured, are in the book's page "How the recipes were tuned" (``book/tuning.md``).
 """
 
 from __future__ import annotations
@@ -68,17 +36,19 @@ class Recipe:
     trainer: type[Trainer] = GANTrainer
 
 
-# how ``dcgan`` and ``cgan`` are trained (see the tuning runs above)
+# how ``dcgan`` and ``cgan`` are trained (SNGAN's optimiser; book/tuning.md has the runs)
 MODERN_DCGAN = {"loss": "nonsaturating", "batch_size": 64, "lr_g": 2e-3, "lr_d": 2e-3,
                 "betas": (0.0, 0.9), "ema": 0.995}
 
 RECIPES: dict[str, Recipe] = {
+    # the source's networks and minimax loss: the failure notebook 04.2 starts from
     "seed-mlp-source": Recipe(
         "seed-mlp-source",
         "the source's MLP GAN and the usual recipe of its time: minimax loss, batch 64, Adam 2e-4",
         lambda: (MLPGenerator(), MLPDiscriminator()),
         {"loss": "minimax", "batch_size": 64, "lr_g": 2e-4, "lr_d": 2e-4},
     ),
+    # EMA 0.995, not 0.999: in a short run a longer average keeps the early, bad generators
     "seed-mlp": Recipe(
         "seed-mlp",
         "the source's MLP GAN trained right: non-saturating loss, dropout 0.3 in D, "
@@ -86,6 +56,7 @@ RECIPES: dict[str, Recipe] = {
         lambda: (MLPGenerator(), MLPDiscriminator(dropout=0.3)),
         {"loss": "nonsaturating", "batch_size": 128, "lr_g": 1e-3, "lr_d": 1e-3, "ema": 0.995},
     ),
+    # not tuned: the baseline of notebook 05.1 and the peer recipe's networks in gantut.bench
     "dcgan-classic": Recipe(
         "dcgan-classic",
         "a DCGAN for 28x28 trained as Radford et al. (2015) did: batch norm in G and D, "
@@ -94,6 +65,7 @@ RECIPES: dict[str, Recipe] = {
         {"loss": "nonsaturating", "batch_size": 64, "lr_g": 2e-4, "lr_d": 2e-4,
          "betas": (0.5, 0.999)},
     ),
+    # SNGAN's optimiser, not a wider net: the classic one never reached FID 50 in the budget
     "dcgan": Recipe(
         "dcgan",
         "a DCGAN for 28x28 trained right: spectral norm in D, non-saturating loss, batch 64, "
@@ -101,6 +73,7 @@ RECIPES: dict[str, Recipe] = {
         lambda: (DCGANGenerator(), DCGANDiscriminator(norm="spectral")),
         MODERN_DCGAN,
     ),
+    # dcgan's settings: with dcgan-classic's, far fewer samples showed the digit asked for
     "cgan": Recipe(
         "cgan",
         "the dcgan recipe made class-conditional (one-hot labels into G, projection D)",
@@ -108,6 +81,7 @@ RECIPES: dict[str, Recipe] = {
         MODERN_DCGAN,
         conditional=True,
     ),
+    # not tuned
     "vae": Recipe(
         "vae",
         "an MLP VAE with a 16-d latent, batch 64, Adam 1e-3",

@@ -195,3 +195,18 @@ def test_per_class_accuracy_counts_hits_per_requested_class():
         M.per_class_accuracy(_Fixed(), images[:3], labels)
     with pytest.raises(ValueError, match="every class"):
         M.per_class_accuracy(_Fixed(), images[:4], labels[:4])
+
+
+class _TrainModeNoise(_Fixed):
+    """Labels by the first pixel in eval mode; in training mode says 0 for everything."""
+
+    def forward(self, x):
+        return super().forward(torch.zeros_like(x) if self.training else x)
+
+
+def test_classifier_metrics_measure_in_eval_mode_and_keep_the_mode():
+    labels = torch.arange(10)
+    images = labels.float().view(-1, 1, 1, 1).expand(-1, 1, 28, 28)
+    clf = _TrainModeNoise().train()
+    assert M.accuracy(clf, images, labels) == 1.0 and clf.training
+    assert M.per_class_accuracy(clf, images, labels).eq(1).all() and clf.training
