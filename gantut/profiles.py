@@ -55,7 +55,7 @@ class Profile:
     def __str__(self) -> str:
         """One line for ``print(p)`` in a notebook; ``repr(p)`` still lists every field."""
         return (f"{self.name} profile: GAN {self.gan_steps:,} steps, DCGAN {self.dcgan_steps:,}, "
-                f"VAE {self.vae_steps:,}, toy {self.toy_steps:,}, batch {self.batch_size}, "
+                f"VAE {self.vae_steps:,}, toy {self.toy_steps:,}, "
                 f"{self.n_eval:,} samples per metric, {self.n_seeds} seeds")
 
 

@@ -29,7 +29,7 @@ def test_overrides():
 def test_printed_profile_is_one_short_line():
     """``print(p)`` in a notebook shows this line, not the dataclass repr cut off at the page edge."""
     assert str(get_profile("quick")) == (
-        "quick profile: GAN 6,000 steps, DCGAN 1,500, VAE 3,000, toy 2,500, batch 64, "
+        "quick profile: GAN 6,000 steps, DCGAN 1,500, VAE 3,000, toy 2,500, "
         "2,000 samples per metric, 3 seeds")
     assert str(get_profile("quick", gan_steps=7)).startswith("quick profile: GAN 7 steps,")
     assert repr(get_profile("smoke")).startswith("Profile(name='smoke', gan_steps=60")
