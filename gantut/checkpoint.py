@@ -1,4 +1,9 @@
-"""Checkpoints that survive a crash: written atomically, read with ``weights_only=True``."""
+"""Checkpoints that survive a crash: written atomically, read with ``weights_only=True``.
+
+A checkpoint is always loaded onto the CPU (:func:`safe_load`); the caller then moves what
+belongs on a GPU (weights, optimiser moments) into its models. Random states stay CPU
+tensors: ``torch.set_rng_state`` and ``torch.cuda.set_rng_state`` take nothing else.
+"""
 
 from __future__ import annotations
 
@@ -36,9 +41,25 @@ def atomic_write(path: str | os.PathLike, write) -> Path:
     return path
 
 
-def atomic_save(obj, path: str | os.PathLike) -> Path:
-    """``torch.save`` ``obj`` to ``path`` atomically (see :func:`atomic_write`)."""
-    return atomic_write(path, lambda f: torch.save(obj, f))
+def atomic_save(obj, path: str | os.PathLike, keep_previous: bool = False) -> Path:
+    """``torch.save`` ``obj`` to ``path`` atomically (see :func:`atomic_write`).
+
+    With ``keep_previous`` the file it replaces is kept as :func:`previous_path` (e.g.
+    ``checkpoint.prev.pt``), so a checkpoint that turns out to be unreadable does not lose
+    the run. Both steps are renames: a crash leaves complete files only.
+    """
+    if not keep_previous or not Path(path).exists():
+        return atomic_write(path, lambda f: torch.save(obj, f))
+    tmp = atomic_write(Path(path).with_name(f".{Path(path).name}.new"), lambda f: torch.save(obj, f))
+    os.replace(path, previous_path(path))
+    os.replace(tmp, path)
+    return Path(path)
+
+
+def previous_path(path: str | os.PathLike) -> Path:
+    """Where :func:`atomic_save` keeps the previous version of ``path``: ``NAME.prev.SUFFIX``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.prev{path.suffix}")
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -47,7 +68,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def safe_load(path: str | os.PathLike, map_location="cpu"):
-    """Load a file written by :func:`atomic_save` with ``weights_only=True``.
+    """Load a file written by :func:`atomic_save` with ``weights_only=True`` (onto the CPU).
 
     Raises:
         CheckpointError: if the file is missing or cannot be read; the message names the
@@ -64,3 +85,26 @@ def safe_load(path: str | os.PathLike, map_location="cpu"):
             f"{path} is corrupt or not a gantut checkpoint ({type(e).__name__}: {reason}). "
             f"Delete it and run again to recreate it."
         ) from e
+
+
+def rng_state() -> dict:
+    """This process's random state: ``{"cpu": ..., "cuda": [one per visible GPU]}``.
+
+    Every state is a CPU ByteTensor. The GPUs' states are saved once CUDA is in use (a
+    CPU-only run saves none, and does not start CUDA to ask).
+    """
+    cuda = ([torch.cuda.get_rng_state(i) for i in range(torch.cuda.device_count())]
+            if torch.cuda.is_initialized() else [])
+    return {"cpu": torch.get_rng_state(), "cuda": cuda}
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore a :func:`rng_state`, loaded onto the CPU (``map_location="cpu"``).
+
+    A state saved where more GPUs were visible (a ``torchrun`` run, read on a one-GPU
+    machine) restores the GPUs this process sees; GPUs it did not save keep their state.
+    """
+    torch.set_rng_state(state["cpu"])
+    if state["cuda"]:
+        for i, s in enumerate(state["cuda"][:torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(s, i)

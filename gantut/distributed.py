@@ -7,7 +7,9 @@ train its share of every batch. How the work is split:
 
 - **Data.** Every process holds the whole (small) dataset and draws the same shuffled
   order from a generator seeded alike everywhere; each keeps its own ``1/N`` slice of
-  every batch (:class:`gantut.train.Batches`). The recipe's ``batch_size`` stays the
+  every batch (:class:`gantut.train.Batches`). The first process of each machine fills
+  the data caches (the download, the metrics' classifier) while the others wait
+  (:func:`first_then_others`); then all check that they hold the same data (:func:`agree`). The recipe's ``batch_size`` stays the
   *global* batch, so N processes train the same recipe as one process, N times wider
   per step per process instead of N times longer. It must divide by N.
 - **Gradients.** G and D (or the VAE) are wrapped in ``DistributedDataParallel``, which
@@ -36,12 +38,18 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+from .checkpoint import rng_state, set_rng_state
 from .utils import get_device
+
+# how long the other processes wait while the first one downloads MNIST and trains the
+# metrics' classifier (minutes on one CPU thread for the 60,000 digits)
+PREPARE_TIMEOUT = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -58,9 +66,11 @@ class Dist:
 def init(device: str = "auto") -> Dist | None:
     """Join the process group that ``torchrun`` describes in the environment.
 
-    Returns ``None`` for a plain single-process run (no ``WORLD_SIZE`` above 1). On a
-    GPU, process ``LOCAL_RANK`` takes GPU ``LOCAL_RANK`` and the backend is NCCL; on
-    the CPU it is gloo.
+    Returns ``None`` for a plain single-process run (no ``WORLD_SIZE`` above 1). On
+    GPUs the backend is NCCL (with gloo beside it for waiting on the CPU); on the CPU it
+    is gloo. Process ``LOCAL_RANK`` takes GPU ``LOCAL_RANK`` -- or GPU 0 when it sees
+    only one, as when a scheduler (SLURM) gives each process its own
+    ``CUDA_VISIBLE_DEVICES``.
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
@@ -68,15 +78,52 @@ def init(device: str = "auto") -> Dist | None:
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     device = get_device(device)
     if device.type == "cuda":
-        if local_rank >= torch.cuda.device_count():
-            raise RuntimeError(f"process {rank} wants GPU {local_rank}, but this machine has "
-                               f"{torch.cuda.device_count()}: lower --nproc_per_node")
-        device = torch.device("cuda", local_rank)
+        device = torch.device("cuda", _gpu_index(rank, local_rank))
         torch.cuda.set_device(device)
-    backend = "nccl" if device.type == "cuda" else "gloo"
+    backend = "cpu:gloo,cuda:nccl" if device.type == "cuda" else "gloo"
     if not dist.is_initialized():
         dist.init_process_group(backend)
-    return Dist(rank, world, local_rank, device, backend)
+    return Dist(rank, world, local_rank, device, "nccl" if device.type == "cuda" else "gloo")
+
+
+def _gpu_index(rank: int, local_rank: int) -> int:
+    """Which of the visible GPUs process ``local_rank`` of this machine trains on."""
+    n = torch.cuda.device_count()
+    if n == 1:
+        return 0  # one GPU per process (CUDA_VISIBLE_DEVICES set per process)
+    if local_rank >= n:
+        raise RuntimeError(f"process {rank} wants GPU {local_rank}, but it sees {n}: lower "
+                           "--nproc_per_node to the number of GPUs, or give each process "
+                           "its own with CUDA_VISIBLE_DEVICES")
+    return local_rank
+
+
+def first_then_others(d: Dist | None, fn):
+    """``fn()`` on the first process of each machine, then on the others; returns its result.
+
+    For work that fills a cache on the local disk (downloading MNIST, training the metrics'
+    classifier): the first process does it while the others wait (up to
+    :data:`PREPARE_TIMEOUT`, on the CPU, outside any NCCL timeout), then they read the cache.
+    """
+    if d is None:
+        return fn()
+    if d.local_rank == 0:
+        out = fn()
+    dist.monitored_barrier(timeout=PREPARE_TIMEOUT)
+    if d.local_rank != 0:
+        out = fn()
+    return out
+
+
+def agree(d: Dist | None, value, what: str) -> None:
+    """Raise unless every process has the same ``value`` (a collective: all must call it)."""
+    if d is None:
+        return
+    values: list = [None] * d.world
+    dist.all_gather_object(values, value)
+    if len(set(map(repr, values))) > 1:
+        raise RuntimeError(f"the processes disagree on {what}: {values} (by rank). Give every "
+                           "machine the same data/ folder (copy rank 0's), then start again")
 
 
 def prepare(trainer, d: Dist, seed: int):
@@ -96,11 +143,8 @@ def prepare(trainer, d: Dist, seed: int):
 
 def gather_rng_states() -> list[dict]:
     """Every process's random state, in rank order (a collective: all must call it)."""
-    state = {"cpu": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state()
     states: list = [None] * dist.get_world_size()
-    dist.all_gather_object(states, state)
+    dist.all_gather_object(states, rng_state())
     return states
 
 
@@ -113,9 +157,7 @@ def restore_rng_state(state: dict, trainer) -> None:
     rank, world = trainer.shard
     saved = state.get("rank_rng") or []
     if len(saved) == world:
-        torch.set_rng_state(saved[rank]["cpu"])
-        if "cuda" in saved[rank] and torch.cuda.is_available():
-            torch.cuda.set_rng_state(saved[rank]["cuda"])
+        set_rng_state(saved[rank])
     else:  # the checkpoint's rank-0 state is loaded on every process: derive from it
         base = int(torch.randint(2**62, (1,)))
         torch.manual_seed(base + rank)

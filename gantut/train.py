@@ -10,7 +10,9 @@ line by line and checks that both give identical weights); everything else is ma
 - a NaN or infinite loss stops the run with :class:`TrainingDiverged`, which names the
   step and what to try;
 - checkpoints are written atomically and hold the random state, so a resumed run
-  continues exactly as an uninterrupted one would (on the CPU);
+  continues exactly as an uninterrupted one would (on the CPU); they load onto the CPU,
+  then the weights and optimiser moments move to the trainer's device;
+- on a GPU a step waits for the device once, to read its logged numbers;
 - callbacks ``(every, fn)`` watch, evaluate and checkpoint a run (:meth:`Trainer.fit`);
 - setting :attr:`Trainer.stop_requested` (a Stop button, Ctrl-C in the CLI) ends
   :meth:`Trainer.fit` cleanly after the current step; every callback then runs once more
@@ -35,7 +37,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .checkpoint import CheckpointError, atomic_save, safe_load
+from .checkpoint import CheckpointError, atomic_save, rng_state, safe_load, set_rng_state
 from .losses import get_loss, gradient_penalty
 from .utils import evaluating, get_device
 
@@ -66,7 +68,8 @@ class Batches:
     With ``shard=(rank, world)`` (multi-process training) every process draws the same
     permutation from the shared ``generator`` and keeps its own ``1/world`` slice of each
     batch. The sequence of whole batches -- and so the state a checkpoint saves -- is then
-    the same for any number of processes.
+    the same for any number of processes. The permutation is drawn on the CPU (the same
+    order on every device) and kept on the tensors' device, one copy per epoch.
     """
 
     def __init__(self, *tensors: torch.Tensor, batch_size: int, shard: tuple[int, int] = (0, 1),
@@ -78,17 +81,17 @@ class Batches:
             raise ValueError(f"batch_size={batch_size} cannot be split evenly over {shard[1]} "
                              f"processes: use a number of processes that divides it")
         self.tensors, self.batch_size, self.n = tensors, batch_size, n
-        self.shard, self.generator = shard, generator
-        self.perm, self.pos = torch.arange(n), n  # the first batch draws a permutation
+        self.shard, self.generator, self.device = shard, generator, tensors[0].device
+        self.perm, self.pos = torch.arange(n, device=self.device), n  # the first batch draws one
 
     def __next__(self):
         if self.pos + self.batch_size > self.n:
-            self.perm, self.pos = torch.randperm(self.n, generator=self.generator), 0
+            self.perm = torch.randperm(self.n, generator=self.generator).to(self.device)
+            self.pos = 0
         idx = self.perm[self.pos:self.pos + self.batch_size]
         rank, world = self.shard
         if world > 1:
             idx = idx.chunk(world)[rank]
-        idx = idx.to(self.tensors[0].device)
         self.pos += self.batch_size
         return tuple(t[idx] for t in self.tensors)
 
@@ -99,7 +102,7 @@ class Batches:
         return state
 
     def load_state_dict(self, state):
-        self.perm, self.pos = state["perm"], state["pos"]
+        self.perm, self.pos = state["perm"].to(self.device), state["pos"]
         if self.generator is not None and "generator" in state:
             self.generator.set_state(state["generator"])
 
@@ -242,11 +245,12 @@ class Trainer:
             "history": list(self.history),
             "evals": list(self.evals),
             "batches": self.batches.state_dict() if self.batches else None,
-            "rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "rng": rng_state(),
         }
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore a :meth:`state_dict` loaded onto the CPU (as :meth:`resume` does): weights
+        and optimiser states move to this trainer's device, random states stay CPU tensors."""
         if state.get("kind") != type(self).__name__ or state.get("config") != self.config:
             raise CheckpointError(
                 f"checkpoint is for a {state.get('kind')} with {state.get('config')}, but this is "
@@ -260,15 +264,14 @@ class Trainer:
         self.meta = state.get("meta", {})
         self.history, self.evals = History(state["history"]), History(state["evals"])
         self.batches, self._resumed_batches = None, state["batches"]
-        torch.set_rng_state(state["rng"])
-        if state["cuda_rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        set_rng_state(state["rng"])
 
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, keep_previous: bool = False) -> Path:
         """Write a checkpoint atomically (temporary file, then rename).
 
-        With several processes, every one must call it (each sends its random state);
-        rank 0 alone writes the file.
+        ``keep_previous`` keeps the checkpoint it replaces as ``NAME.prev.pt``. With several
+        processes, every one must call it (each sends its random state); rank 0 alone
+        writes the file.
         """
         state = self.state_dict()
         rank, world = self.shard
@@ -278,17 +281,23 @@ class Trainer:
             state["rank_rng"] = gather_rng_states()
             if rank != 0:
                 return Path(path)
-        return atomic_save(state, path)
+        return atomic_save(state, path, keep_previous)
 
     def resume(self, path: str | Path):
         """Load a checkpoint written by :meth:`save` (``weights_only=True``); returns ``self``."""
-        state = safe_load(path, map_location=self.device)
+        state = safe_load(path)  # onto the CPU: load_state_dict moves what lives on the device
         self.load_state_dict(state)
         if self.shard[1] > 1:
             from .distributed import restore_rng_state
 
             restore_rng_state(state, self)
         return self
+
+
+def _adam(params, device: torch.device, **settings) -> torch.optim.Adam:
+    """Adam; on a GPU its fused kernel (a few launches per step instead of several per
+    tensor). The CPU keeps the default implementation, so CPU results do not change."""
+    return torch.optim.Adam(params, fused=True if device.type == "cuda" else None, **settings)
 
 
 def _check_callbacks(callbacks) -> list[Callback]:
@@ -351,8 +360,8 @@ class GANTrainer(Trainer):
         self.modules = {"G": self.G, "D": self.D}
         if self.G_ema is not None:
             self.modules["G_ema"] = self.G_ema
-        self.opt_g = torch.optim.Adam(G.parameters(), lr=lr_g, betas=tuple(betas))
-        self.opt_d = torch.optim.Adam(D.parameters(), lr=lr_d, betas=tuple(betas))
+        self.opt_g = _adam(G.parameters(), self.device, lr=lr_g, betas=tuple(betas))
+        self.opt_d = _adam(D.parameters(), self.device, lr=lr_d, betas=tuple(betas))
         self.optimizers = {"G": self.opt_g, "D": self.opt_d}
         self.config = {"loss": loss, "lr_g": lr_g, "lr_d": lr_d, "betas": list(betas),
                        "n_critic": n_critic, "gp_weight": gp_weight, "ema": ema,
@@ -389,10 +398,11 @@ class GANTrainer(Trainer):
         net, opt = (self.G, self.opt_g) if name == "G" else (self.D, self.opt_d)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        if self.clip_grad or self.log_grad_norms:
-            params = [p for p in net.parameters() if p.grad is not None]
-            self._grad_norms[name] = nn.utils.clip_grad_norm_(
-                params, self.clip_grad if self.clip_grad else math.inf)
+        if self.clip_grad:  # the norms stay tensors on the device; _log reads them in one go
+            self._grad_norms[name] = nn.utils.clip_grad_norm_(net.parameters(), self.clip_grad)
+        elif self.log_grad_norms:
+            self._grad_norms[name] = nn.utils.get_total_norm(
+                [p.grad for p in net.parameters() if p.grad is not None])
         opt.step()
 
     def _penalty(self, real, fake, y) -> torch.Tensor:
@@ -463,7 +473,7 @@ class VAETrainer(Trainer):
         super().__init__(device, batch_size)
         self.vae = vae.to(self.device)
         self.modules = {"vae": self.vae}
-        self.optimizers = {"vae": torch.optim.Adam(vae.parameters(), lr=lr)}
+        self.optimizers = {"vae": _adam(vae.parameters(), self.device, lr=lr)}
         self.config = {"lr": lr, "batch_size": batch_size, "model": type(vae).__name__}
 
     def train_step(self, x) -> dict[str, float]:

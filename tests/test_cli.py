@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -34,7 +35,7 @@ def test_train_resume_sample(tmp_path, capsys):
     assert [r["step"] for r in rows(out, "train")] == [1, 2, 3, 4]
     fids = rows(out, "eval")
     assert [r["step"] for r in fids] == [2, 4] and all(r["fid"] > 0 for r in fids)
-    assert Image.open(out / "samples.png").size == (242, 242)  # 8 x 8 digits, 2 px apart
+    assert Image.open(out / "samples.png").size == (4 * 242, 4 * 242)  # 8 x 8 digits, 4x
     info = json.loads((out / "run.json").read_text())
     assert info["model"] == "seed-mlp" and info["steps"] == 4 and info["processes"] == 1
 
@@ -53,7 +54,14 @@ def test_train_resume_sample(tmp_path, capsys):
 
     rc, err = run(capsys, "sample", out, "-n", 16, "-o", tmp_path / "grid.png")
     assert rc == 0, err
-    assert Image.open(tmp_path / "grid.png").size == (122, 122)  # a 4 x 4 grid
+    assert Image.open(tmp_path / "grid.png").size == (4 * 122, 4 * 122)  # a 4 x 4 grid, 4x
+    rc, err = run(capsys, "sample", out, "-n", 16, "--scale", 1, "-o", tmp_path / "small.png")
+    assert rc == 0, err
+    small = Image.open(tmp_path / "small.png")
+    assert small.size == (122, 122)
+    big = np.asarray(Image.open(tmp_path / "grid.png").convert("L"))  # each pixel 4 x 4
+    assert (big[::4, ::4] == np.asarray(small.convert("L"))).all()
+    assert (big[1::4, 3::4] == big[::4, ::4]).all()
 
 
 def test_resumed_run_equals_uninterrupted(tmp_path, capsys):
@@ -144,3 +152,56 @@ def test_full_disk(tmp_path, capsys, monkeypatch):
     # the checkpoint of step 2 is intact and no temporary file is left behind
     assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 2
     assert not list(out.glob(".checkpoint.pt.*"))
+
+
+def test_bad_numbers_are_errors_before_anything_is_written(tmp_path, capsys):
+    out = tmp_path / "run"
+    for flag, value, says in [("--steps", -5, "--steps must be at least 1"),
+                              ("--steps", 0, "--steps must be at least 1"),
+                              ("--log-every", 0, "--log-every must be at least 1"),
+                              ("--checkpoint-every", -1, "--checkpoint-every must be at least 0"),
+                              ("--eval-every", -2, "--eval-every must be at least -1"),
+                              ("--n-eval", -1, "--n-eval must be at least 0")]:
+        rc, err = run(capsys, "train", "--model", "seed-mlp", "--out", out, *FAST, flag, value)
+        assert rc == 1 and says in err, (flag, err)
+        assert not out.exists(), f"{flag} {value} wrote {list(out.iterdir())}"
+    rc, err = run(capsys, "sample", tmp_path, "-n", 0)
+    assert rc == 1 and "-n must be at least 1" in err
+
+
+def test_loss_choices_are_the_losses_of_gantut_losses():
+    from gantut.cli import parser
+    from gantut.losses import LOSSES
+
+    train = parser()._subparsers._group_actions[0].choices["train"]
+    loss = next(a for a in train._actions if a.dest == "loss")
+    assert list(loss.choices) == list(LOSSES)
+
+
+def test_a_corrupt_checkpoint_keeps_the_previous_one(tmp_path, capsys):
+    """Every checkpoint replaces the last one by renames, keeping it as checkpoint.prev.pt;
+    when the newest cannot be read, the error says how to go on from the previous one."""
+    out = tmp_path / "run"
+    args = [*FAST, "--checkpoint-every", 2]
+    assert run(capsys, "train", "--model", "seed-mlp", "--steps", 3, "--out", out, *args)[0] == 0
+    ckpt, prev = out / "checkpoint.pt", out / "checkpoint.prev.pt"
+    assert torch.load(ckpt, weights_only=True)["step"] == 3
+    assert torch.load(prev, weights_only=True)["step"] == 2
+    assert not list(out.glob(".*"))  # no temporary files left
+
+    ckpt.write_bytes(ckpt.read_bytes()[:1000])  # a truncated write (a crash, a full disk)
+    rc, err = run(capsys, "train", "--steps", 6, "--out", out, *args, "--resume")
+    assert rc == 1 and "cannot be read" in err and "is intact (from step 2)" in err
+    assert f"mv {prev} {ckpt}" in err
+    rc, err = run(capsys, "train", "--model", "seed-mlp", "--steps", 6, "--out", out, *args)
+    assert rc == 1 and "already holds a run" in err  # a fresh run must not overwrite it
+
+    prev.rename(ckpt)  # what the message says to do
+    rc, err = run(capsys, "train", "--steps", 6, "--out", out, *args, "--resume")
+    assert rc == 0 and "step 2 -> 6" in err, err
+    assert [r["step"] for r in rows(out, "train")] == [1, 2, 3, 4, 5, 6]
+
+    prev.unlink()
+    ckpt.write_bytes(b"junk")  # no previous checkpoint: the plain error
+    rc, err = run(capsys, "train", "--steps", 8, "--out", out, *args, "--resume")
+    assert rc == 1 and "corrupt or not a gantut checkpoint" in err
