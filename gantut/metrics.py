@@ -15,7 +15,7 @@ and feature extractor.
 
 Every function takes ``x_or_sampler``: a tensor of images in [-1, 1] (``N x 1 x 28 x 28``)
 or anything with ``.sample(n)`` (a trainer, a generator, a VAE). Samples are drawn under a
-fixed seed inside :func:`torch.random.fork_rng`, so measuring never disturbs a training
+fixed seed inside :func:`gantut.utils.seeded`, so measuring never disturbs a training
 run's random stream and repeated measurements of one model use the same noise.
 """
 
@@ -33,7 +33,7 @@ from torch import nn
 
 from .checkpoint import CheckpointError, atomic_save, safe_load
 from .data import DATA_ROOT, MNIST, ToyData
-from .utils import evaluating
+from .utils import evaluating, seeded
 
 CLASSIFIER_VERSION = 1  # bump when the architecture or its training recipe changes
 CLASSIFIER_EPOCHS = 8
@@ -108,8 +108,7 @@ def train_classifier(mnist: MNIST, epochs: int = CLASSIFIER_EPOCHS, seed: int = 
     Adam 1e-3, batch 64. Uses its own random generator, so it never changes the caller's
     random state. On the 4,000-digit offline training set: ~97-98% held-out accuracy."""
     gen = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         clf = MNISTClassifier()
     x, y = mnist.train_x.cpu(), mnist.train_y.cpu()
     opt = torch.optim.Adam(clf.parameters(), lr=1e-3)
@@ -203,12 +202,7 @@ def _samples(x_or_sampler, n: int, seed: int = 0, batch: int = 1000) -> torch.Te
                              "pass more images or a smaller n")
         x = x_or_sampler[:n]
     elif hasattr(x_or_sampler, "sample"):
-        device = getattr(x_or_sampler, "device", None)
-        if device is None:
-            device = next(x_or_sampler.parameters()).device
-        devices = [device] if torch.device(device).type == "cuda" else []
-        with torch.random.fork_rng(devices=devices), torch.no_grad():
-            torch.manual_seed(seed)
+        with seeded(seed), torch.no_grad():
             x = torch.cat([x_or_sampler.sample(min(batch, n - i)) for i in range(0, n, batch)])
     else:
         raise TypeError(f"expected a tensor of images or an object with .sample(n), "
@@ -285,8 +279,7 @@ def kid(x_or_sampler, mnist: MNIST, n: int = 1000, seed: int = 0,
     m.subset_size = min(1000, m.n_real // 2, len(x) // 2)  # random halves: a spread
     for i in range(0, len(x), 1000):
         m.update(x[i:i + 1000].to(m.device), real=False)
-    with torch.random.fork_rng(devices=[]):  # its subset sampling uses the global RNG
-        torch.manual_seed(seed)
+    with seeded(seed):  # its subset sampling uses the global RNG
         mean, std = m.compute()
     return {"kid": float(mean), "kid_std": float(std)}
 

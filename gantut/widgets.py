@@ -37,7 +37,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from .plots import WIDTH, plot_history, set_title, show_images
-from .utils import evaluating
+from .utils import evaluating, seeded
 
 
 def with_widgets() -> bool:
@@ -352,8 +352,7 @@ class TrainingDashboard(_Panel):
     def images(self) -> torch.Tensor:
         if not _is_vae(self.trainer):
             return self.trainer.sample(self.z).cpu()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)  # the VAE draws its own noise: fix it too
+        with seeded(0):  # the VAE draws its own noise: fix it too
             return self.trainer.sample(self.n).cpu()
 
     def render(self) -> Figure:
