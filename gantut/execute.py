@@ -71,15 +71,21 @@ def prepare_data() -> None:
 
 
 def execute(notebook: Path, out_dir: Path, profile: str, seed: int = 0,
-            cell_timeout: int = 600, force: bool = False,
+            cell_timeout: int | None = None, force: bool = False,
             on_cell=None) -> tuple[Path, float | None]:
     """Execute one notebook into ``out_dir`` unless its cached copy is current.
 
-    ``on_cell(index, cells)`` is called before the first cell (index -1) and after each cell
-    with the executed notebook's cells. Returns the executed path and the seconds it took
-    (``None`` when cached).
+    ``cell_timeout`` (seconds per cell) defaults to the profile's. ``on_cell(index, cells)``
+    is called before the first cell (index -1) and after each cell with the executed
+    notebook's cells. Returns the executed path and the seconds it took (``None`` when
+    cached).
     """
     import papermill
+
+    from .profiles import get_profile
+
+    if cell_timeout is None:
+        cell_timeout = get_profile(profile).cell_timeout
 
     out = out_dir / notebook.name
     key_file = out_dir / f".{notebook.stem}.key"
@@ -234,7 +240,8 @@ def main(argv=None) -> int:
     ap.add_argument("--profile", default=os.environ.get("GANTUT_PROFILE", "quick"))
     ap.add_argument("--out", type=Path, required=True, help="folder for the executed copies")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--timeout", type=int, default=600, help="seconds per cell before failing")
+    ap.add_argument("--timeout", type=int,
+                    help="seconds per cell before failing (default: the profile's cell_timeout)")
     ap.add_argument("--force", action="store_true", help="execute even if the cache is current")
     ap.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/*.ipynb")
     args = ap.parse_args(argv)

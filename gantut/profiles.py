@@ -36,7 +36,14 @@ class Profile:
         compare_steps: steps of each MNIST run in a comparison of several configurations
             (notebook 05.3 trains seven), so that the comparison fits the profile's time.
         quality_seconds: training seconds (this process's CPU time) each model gets in an
-            equal-compute comparison (notebook 05.1, ``gantut.bench.time_to_quality``).
+            equal-compute comparison (notebook 05.1, ``gantut.bench.time_to_quality``). On a
+            GPU, where a step of these small models is bound by launching kernels, the
+            CPU time of training is about its wall time.
+        cell_timeout: seconds a notebook cell may run before ``gantut.execute`` gives up.
+
+    A profile never asks for more real digits than the offline fallback holds (``n_eval``
+    real digits of classes 0-4 from its 4,000 training digits, notebook 05.1), so every
+    profile runs without a network too.
     """
 
     name: str
@@ -51,6 +58,7 @@ class Profile:
     snapshots: int = 4
     compare_steps: int = 1000
     quality_seconds: float = 90.0
+    cell_timeout: int = 600
 
     def __str__(self) -> str:
         """One line for ``print(p)`` in a notebook; ``repr(p)`` still lists every field."""
@@ -64,16 +72,17 @@ PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", gan_steps=60, collapse_steps=60, dcgan_steps=30, vae_steps=60,
                      toy_steps=150, n_eval=500, n_seeds=2,
                      classifier_epochs=1, snapshots=2, quality_seconds=1.0,
-                     compare_steps=20),
+                     compare_steps=20, cell_timeout=300),
     # A laptop CPU: a few minutes per notebook, results that show the point.
     "quick": Profile("quick", gan_steps=6000, collapse_steps=4000, dcgan_steps=1500,
                      vae_steps=3000, toy_steps=2500, n_eval=2000, n_seeds=3,
                      classifier_epochs=8, quality_seconds=90.0, compare_steps=1500),
-    # A GPU: full quality.
+    # One GPU: full quality, each notebook in minutes (estimated from the steps and the
+    # kernel launches per step: 1.5-5 ms an MLP GAN step, 1.6x that for the DCGAN).
     "full": Profile("full", gan_steps=50000, collapse_steps=10000, dcgan_steps=20000,
-                    vae_steps=30000, toy_steps=10000, n_eval=10000,
-                    n_seeds=5, classifier_epochs=20, snapshots=6, quality_seconds=600.0,
-                    compare_steps=20000),
+                    vae_steps=30000, toy_steps=5000, n_eval=2000,
+                    n_seeds=5, classifier_epochs=20, snapshots=6, quality_seconds=120.0,
+                    compare_steps=10000, cell_timeout=3600),
 }
 
 

