@@ -17,8 +17,8 @@ on ``cuda:0``, and refuses what CUDA refuses:
   ``map_location`` as it would (``"cuda"`` puts every tensor on the GPU);
 - every read from the device (``.item()``, ``.tolist()``, ``.cpu()``) is counted.
 
-Each test runs for every trainer in :data:`TRAINERS` (add a new trainer there, e.g. a
-flow-matching one, and it gets the same checks). The harness itself is tested first: a
+Each test runs for every trainer in :data:`TRAINERS` (GANs, the VAE, flow matching; a new
+trainer added there gets the same checks). The harness itself is tested first: a
 test that reintroduces the bug of issue 16 (``map_location=device``) must fail.
 """
 
@@ -37,6 +37,7 @@ import gantut.train
 from gantut import metrics
 from gantut.checkpoint import safe_load
 from gantut.cli import _save_grid, main
+from gantut.flow import FlowTrainer, UNet
 from gantut.models import VAE, MLPDiscriminator, MLPGenerator
 from gantut.recipes import make_trainer
 from gantut.train import GANTrainer, VAETrainer
@@ -288,6 +289,10 @@ def _vae():
     return VAETrainer(VAE(z_dim=4, hidden=32), batch_size=32, device="cuda")
 
 
+def _flow():
+    return FlowTrainer(UNet(ch=8), ema=0.9, batch_size=16, sample_steps=2, device="cuda")
+
+
 # name -> (build a trainer on "cuda", does it train on labels?)
 TRAINERS = {
     "gan": (_gan, False),
@@ -295,6 +300,7 @@ TRAINERS = {
     "dcgan": (lambda: make_trainer("dcgan", device="cuda", batch_size=16), False),
     "cgan": (lambda: make_trainer("cgan", device="cuda", batch_size=16), True),
     "vae": (_vae, False),
+    "flow": (_flow, False),
 }
 
 
