@@ -1,9 +1,11 @@
 import math
+import os
 
 import pytest
 import torch
 
 import gantut
+import gantut.train
 from gantut.checkpoint import CheckpointError, atomic_save, safe_load
 from gantut.data import ring_of_gaussians
 from gantut.models import VAE, MLPDiscriminator, MLPGenerator
@@ -254,3 +256,41 @@ def test_weights_only_refuses_arbitrary_objects(tmp_path):
 def test_bad_batch_size(small_mnist):
     with pytest.raises(ValueError, match="larger than the dataset"):
         gan(small_mnist[0][:10], steps=1, batch_size=64)
+
+
+def test_save_can_keep_the_previous_checkpoint(tmp_path, small_mnist):
+    tr = GANTrainer(MLPGenerator(), MLPDiscriminator(), device="cpu")
+    path = tmp_path / "c.pt"
+    for _ in range(3):
+        tr.fit(small_mnist[0], steps=1, progress=False)
+        tr.save(path, keep_previous=True)
+    assert safe_load(path)["step"] == 3 and safe_load(tmp_path / "c.prev.pt")["step"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.prev.pt", "c.pt"]
+    tr.save(tmp_path / "plain.pt")
+    assert not (tmp_path / "plain.prev.pt").exists()  # by default no copy is kept
+
+
+def test_adam_is_fused_on_a_gpu_only():
+    """The CPU keeps PyTorch's default Adam, so CPU results do not change."""
+    tr = GANTrainer(MLPGenerator(), MLPDiscriminator(), device="cpu")
+    assert tr.opt_g.defaults["fused"] is None and tr.opt_d.defaults["fused"] is None
+    assert gantut.train._adam([torch.zeros(1)], torch.device("cuda"), lr=1e-3).defaults["fused"]
+
+
+def test_gantut_deterministic_sets_the_gpu_flags(monkeypatch):
+    flags = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
+             torch.backends.cudnn.benchmark, torch.backends.cudnn.allow_tf32)
+    monkeypatch.setenv("GANTUT_DETERMINISTIC", "1")
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", "")  # restored after the test
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG")
+    try:
+        gantut.setup(0)
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.is_deterministic_algorithms_warn_only_enabled()
+        assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+        assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    finally:
+        torch.use_deterministic_algorithms(flags[0])
+        (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark,
+         torch.backends.cudnn.allow_tf32) = flags[1:]
