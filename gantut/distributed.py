@@ -89,7 +89,7 @@ def init(device: str = "auto") -> Dist | None:
 def _gpu_index(rank: int, local_rank: int) -> int:
     """Which of the visible GPUs process ``local_rank`` of this machine trains on."""
     n = torch.cuda.device_count()
-    if n == 1:
+    if n == 1 and (local_rank == 0 or os.environ.get("CUDA_VISIBLE_DEVICES")):
         return 0  # one GPU per process (CUDA_VISIBLE_DEVICES set per process)
     if local_rank >= n:
         raise RuntimeError(f"process {rank} wants GPU {local_rank}, but it sees {n}: lower "

@@ -97,12 +97,16 @@ def test_each_process_takes_its_gpu_or_the_only_one_it_sees(monkeypatch):
     monkeypatch.setattr(distributed.torch.cuda, "device_count", lambda: 4)
     d = distributed.init("cuda")
     assert (d.device, d.backend, d.rank, d.world) == (torch.device("cuda", 3), "nccl", 3, 4)
-    monkeypatch.setattr(distributed.torch.cuda, "device_count", lambda: 1)
-    assert distributed.init("cuda").device == torch.device("cuda", 0)
-    assert chosen == [torch.device("cuda", 3), torch.device("cuda", 0)]
     monkeypatch.setattr(distributed.torch.cuda, "device_count", lambda: 2)
     with pytest.raises(RuntimeError, match="wants GPU 3, but it sees 2.*CUDA_VISIBLE_DEVICES"):
         distributed.init("cuda")
+    monkeypatch.setattr(distributed.torch.cuda, "device_count", lambda: 1)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    with pytest.raises(RuntimeError, match="wants GPU 3, but it sees 1"):
+        distributed.init("cuda")  # four processes on one GPU: a mistake
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-3")  # as SLURM sets it, per process
+    assert distributed.init("cuda").device == torch.device("cuda", 0)
+    assert chosen == [torch.device("cuda", 3), torch.device("cuda", 0)]
 
 
 def test_the_first_process_of_a_machine_fills_the_caches_first(monkeypatch):
