@@ -8,6 +8,7 @@ assert the claims that already hold at the smoke profile's size; claims that nee
 """
 
 import functools
+import json
 import math
 
 import pytest
@@ -48,6 +49,17 @@ def test_02_toy_gan_moves_samples_onto_the_ring():
     assert r["toy_long_steps"] > r["loop_vs_trainer_steps"]  # the dashboard run went on
 
 
+def test_02_the_training_animation_stays_light():
+    """The ring GAN's animation (to_jshtml, frames embedded as PNG) must not weigh down the page."""
+    out, _ = execute(NOTEBOOKS / "02_core_concepts.ipynb", SMOKE_DIR, "smoke", cell_timeout=300)
+    nb = json.loads(out.read_text(encoding="utf-8"))
+    html = ["".join(o["data"]["text/html"]) for c in nb["cells"] if c["cell_type"] == "code"
+            for o in c.get("outputs", []) if "text/html" in o.get("data", {})]
+    animations = [h for h in html if "Animation" in h and "<img" in h]
+    assert len(animations) == 1
+    assert len(animations[0]) < 2_000_000
+
+
 # ------------------------------------------------------------------ 03_math
 def test_03_softmax_over_one_output_is_the_constant_1_with_zero_gradient():
     r = records("03_math")
@@ -67,6 +79,14 @@ def test_03_value_at_d_star_is_minus_log4_plus_2_jsd():
     # G maximises D's error: the best D's error rises to log 4 when p_g = p_data
     assert r["best_d_error_at_p_data"] == pytest.approx(math.log(4), abs=1e-6)
     assert r["best_d_error_far_generator"] < r["best_d_error_at_p_data"]
+
+
+def test_03_the_best_discriminators_error_follows_the_jsd_not_the_row_order():
+    """The prose: the error column dips where N(0.5, 1.2^2) is further in JSD than N(0, 1.5^2)."""
+    r = records("03_math")
+    assert r["jsd_n05_12"] > r["jsd_n00_15"]
+    assert r["best_d_error_n05_12"] < r["best_d_error_n00_15"]
+    assert r["best_d_error_far_generator"] < r["best_d_error_n05_12"] < r["best_d_error_at_p_data"]
 
 
 def test_03_at_equilibrium_the_discriminator_is_one_half():
