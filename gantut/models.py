@@ -247,12 +247,30 @@ class DCGANDiscriminator(nn.Module):
         return _project(self.head(h).squeeze(1), self.embed, h, y)  # N: one logit each
 
 
+def elbo(encoder: nn.Module, decoder: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The evidence lower bound of images ``x`` in [-1, 1], in nats per image (batch means).
+
+    ``elbo = recon - kl``: ``recon`` is the Bernoulli log-likelihood log p(x|z) of the pixels
+    (scaled to [0, 1]) at one sample ``z = mu + sigma * eps`` (the reparameterisation trick,
+    so gradients flow through ``z``); ``kl`` is KL(q(z|x) || N(0, I)) in closed form.
+    ``encoder`` maps x to ``[mu, logvar]``, ``decoder`` maps z to one logit per pixel.
+    Notebook 04.1 writes this function out.
+    """
+    mu, logvar = encoder(x).chunk(2, dim=1)
+    z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+    logits = decoder(z)
+    target = ((x.flatten(1) + 1) / 2).clamp(0, 1)
+    recon = -nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none").sum(1)
+    kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
+    return {"elbo": (recon - kl).mean(), "recon": recon.mean(), "kl": kl.mean()}
+
+
 class VAE(nn.Module):
     """A variational autoencoder (Kingma & Welling 2013) with MLP encoder and decoder.
 
     The encoder gives ``q(z|x) = N(mu, diag(exp(logvar)))``; the decoder gives Bernoulli
     logits for each pixel of ``p(x|z)``, on images scaled to [0, 1]. Training maximises
-    the ELBO ``E_q[log p(x|z)] - KL(q(z|x) || N(0, I))`` (see :meth:`elbo`).
+    the ELBO ``E_q[log p(x|z)] - KL(q(z|x) || N(0, I))`` (see :func:`elbo`).
     """
 
     def __init__(self, z_dim=16, hidden=400):
@@ -278,16 +296,8 @@ class VAE(nn.Module):
         return torch.sigmoid(self.decoder(z)).view(-1, 1, 28, 28) * 2 - 1
 
     def elbo(self, x) -> dict[str, torch.Tensor]:
-        """Per-batch means of ``elbo = recon - kl`` (nats per image), with the
-        reparameterisation trick ``z = mu + sigma * eps`` so gradients flow through ``z``."""
-        mu, logvar = self.encode(x)
-        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-        logits = self.decoder(z)
-        target = ((x.flatten(1) + 1) / 2).clamp(0, 1)
-        recon = -nn.functional.binary_cross_entropy_with_logits(
-            logits, target, reduction="none").sum(1)
-        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
-        return {"elbo": (recon - kl).mean(), "recon": recon.mean(), "kl": kl.mean()}
+        """The ELBO of a batch: the module-level :func:`elbo` of this encoder and decoder."""
+        return elbo(self.encoder, self.decoder, _check(x, (1, 28, 28), "VAE"))
 
     def forward(self, x) -> dict[str, torch.Tensor]:
         """The same as :meth:`elbo`: DistributedDataParallel wraps ``forward`` only."""
