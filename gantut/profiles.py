@@ -25,7 +25,8 @@ class Profile:
     Attributes:
         name: ``"smoke"``, ``"quick"`` or ``"full"``.
         gan_steps: optimiser steps of a full MNIST GAN run (the recipe that works).
-        collapse_steps: steps of the source's recipe, long enough to show it fail.
+        ladder_images: training images each run of notebook 04.2's ablation ladder sees
+            (batch 64 and batch 128 runs alike; four configurations over ``n_seeds`` seeds).
         dcgan_steps: steps of a DCGAN run.
         vae_steps: steps of a VAE run.
         toy_steps: steps of a 2-D toy GAN run.
@@ -48,7 +49,7 @@ class Profile:
 
     name: str
     gan_steps: int
-    collapse_steps: int
+    ladder_images: int
     dcgan_steps: int
     vae_steps: int
     toy_steps: int
@@ -69,17 +70,17 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     # CI: every notebook in under a minute on 2 CPU cores; numbers mean nothing.
-    "smoke": Profile("smoke", gan_steps=60, collapse_steps=60, dcgan_steps=30, vae_steps=60,
+    "smoke": Profile("smoke", gan_steps=60, ladder_images=3_840, dcgan_steps=30, vae_steps=60,
                      toy_steps=150, n_eval=500, n_seeds=2,
                      classifier_epochs=1, snapshots=2, quality_seconds=1.0,
                      compare_steps=20, cell_timeout=300),
     # A laptop CPU: a few minutes per notebook, results that show the point.
-    "quick": Profile("quick", gan_steps=6000, collapse_steps=4000, dcgan_steps=1500,
+    "quick": Profile("quick", gan_steps=6000, ladder_images=320_000, dcgan_steps=1500,
                      vae_steps=3000, toy_steps=2500, n_eval=2000, n_seeds=3,
                      classifier_epochs=8, quality_seconds=90.0, compare_steps=1500),
     # One GPU: full quality, each notebook in minutes (estimated from the steps and the
     # kernel launches per step: 1.5-5 ms an MLP GAN step, 1.6x that for the DCGAN).
-    "full": Profile("full", gan_steps=50000, collapse_steps=10000, dcgan_steps=20000,
+    "full": Profile("full", gan_steps=50000, ladder_images=1_280_000, dcgan_steps=20000,
                     vae_steps=30000, toy_steps=5000, n_eval=2000,
                     n_seeds=5, classifier_epochs=20, snapshots=6, quality_seconds=120.0,
                     compare_steps=10000, cell_timeout=3600),
