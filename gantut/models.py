@@ -137,7 +137,8 @@ class MLPDiscriminator(nn.Module):
         in_shape: shape of one input; ``(2,)`` makes the toy discriminator.
         hidden: hidden widths.
         act: hidden activation.
-        dropout: dropout after each hidden activation (slows D's memorising of small data).
+        dropout: dropout after the first hidden activation (meant to slow D's memorising of
+            small data; notebook 04.2 measures what it does).
         spectral_norm: wrap every linear layer in spectral normalisation (Miyato 2018).
         n_classes: > 0 makes it class-conditional with a projection head (Miyato 2018b).
         norm: ``None`` (the source), ``"batch"`` or ``"layer"``: a normalisation layer

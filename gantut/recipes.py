@@ -44,7 +44,7 @@ RECIPES: dict[str, Recipe] = {
     # the source's networks and minimax loss: the failure notebook 04.2 starts from
     "seed-mlp-source": Recipe(
         "seed-mlp-source",
-        "the source's MLP GAN and the usual recipe of its time: minimax loss, batch 64, Adam 2e-4",
+        "the source's MLP GAN with the minimax loss of the original paper, batch 64, Adam 2e-4",
         lambda: (MLPGenerator(), MLPDiscriminator()),
         {"loss": "minimax", "batch_size": 64, "lr_g": 2e-4, "lr_d": 2e-4},
     ),
