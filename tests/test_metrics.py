@@ -105,6 +105,42 @@ def test_classifier_is_retrained_when_corrupt_or_stale(tmp_path, tiny, fresh_mem
     assert blob["source"] == tiny.source and blob["sha256"] == M._state_sha(blob["state_dict"])
 
 
+def test_classifier_weights_do_not_depend_on_threads_or_grad_mode(tiny):
+    """Trained on one thread with gradients on, whoever calls (a metric may, under no_grad)."""
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = M.train_classifier(tiny, steps=8)
+        torch.set_num_threads(2)
+        with torch.no_grad():
+            two = M.train_classifier(tiny, steps=8)
+        assert torch.get_num_threads() == 2  # restored
+    finally:
+        torch.set_num_threads(before)
+    for a, b in zip(one.state_dict().values(), two.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_reference_statistics_are_kept_with_the_classifier(tmp_path, tiny, fresh_memory, monkeypatch):
+    """The held-out digits' features and k-NN radii are computed once, into the classifier's
+    file, and recomputed only for another held-out set."""
+    clf = M.load_classifier(tiny, tmp_path, steps=8, verbose=False)
+    ref = safe_load(M.classifier_path(tiny, tmp_path))["reference"]
+    with torch.no_grad():
+        feats = clf.features(tiny.test_x)
+    assert torch.allclose(ref["features"], feats) and ref["radii"].shape == (200,)
+    assert torch.equal(ref["radii"], M._kth_nn_radius(ref["features"].double(), M.PR_K))
+    M._CLASSIFIERS.clear()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(M, "_reference_stats", lambda *a: pytest.fail("recomputed although kept"))
+        again = M.load_classifier(tiny, tmp_path, steps=8, verbose=False)
+    assert torch.equal(M._REFERENCE[M._reference_key("features", again, tiny)], ref["features"])
+    fewer = MNIST(tiny.train_x, tiny.train_y, tiny.test_x[:100], tiny.test_y[:100], tiny.source)
+    M._CLASSIFIERS.clear()
+    M.load_classifier(fewer, tmp_path, steps=8, verbose=False)  # same weights, another test set
+    assert safe_load(M.classifier_path(tiny, tmp_path))["reference"]["features"].shape == (100, 128)
+
+
 def test_training_the_classifier_leaves_the_global_rng_alone(tiny):
     torch.manual_seed(5)
     expected = torch.rand(3)
