@@ -64,7 +64,7 @@ PROFILES: dict[str, Profile] = {
     # A laptop CPU: a few minutes per notebook, results that show the point.
     "quick": Profile("quick", gan_steps=6000, collapse_steps=4000, dcgan_steps=1500,
                      vae_steps=3000, toy_steps=2500, batch_size=64, n_eval=2000, n_seeds=3,
-                     classifier_epochs=8, quality_seconds=90.0, compare_steps=1500),
+                     classifier_epochs=8, quality_seconds=30.0, compare_steps=1500),
     # A GPU: full quality.
     "full": Profile("full", gan_steps=50000, collapse_steps=10000, dcgan_steps=20000,
                     vae_steps=30000, toy_steps=10000, batch_size=128, n_eval=10000,
