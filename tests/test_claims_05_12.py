@@ -72,7 +72,8 @@ def test_05_1_race_reads_both_budgets_at_the_same_cpu_time():
 
 @pytest.mark.parametrize("verdict, a, b", [("race_half", "mlp_half", "dcgan_half"),
                                            ("race_full", "mlp_full", "dcgan_full"),
-                                           ("race_classic", "classic_half", "dcgan_half")])
+                                           ("race_classic", "classic_half", "dcgan_half"),
+                                           ("race_classic_mlp", "classic_half", "mlp_half")])
 def test_05_1_race_verdicts_agree_with_the_means(verdict, a, b):
     """A recipe is called ahead only when each of its seeds beat each of the other's, so its
     mean FID is then lower too."""
