@@ -129,7 +129,9 @@ def throughput(mnist: MNIST, steps: int = 300, warmup: int = 20, device="cpu") -
 
 # ------------------------------------------------------------------------ 2. time to quality
 def time_to_quality(trainer, x: torch.Tensor, evaluate, budget_s: float, n_evals: int = 12) -> dict:
-    """Train for ``budget_s`` CPU seconds, evaluating about ``n_evals`` times on the way.
+    """Train for ``budget_s`` CPU seconds, evaluating after the first 10 steps and then each
+    time another ``budget_s / n_evals`` seconds are spent (so runs of different models are
+    evaluated at the same CPU times, up to about one step).
 
     ``evaluate`` is a callback that logs a row with ``fid`` to ``trainer.evals``
     (:func:`gantut.metrics.fid_evaluator`); each row gets the training CPU time as ``cpu``.
@@ -146,11 +148,16 @@ def time_to_quality(trainer, x: torch.Tensor, evaluate, budget_s: float, n_evals
         tr.evals[-1]["cpu"] = t - start - eval_cpu
         eval_cpu += time.process_time() - t
 
+    targets = [budget_s * (k + 1) / n_evals for k in range(n_evals)]
     chunk = 10  # the first evaluation also measures the step time
-    while time.process_time() - start - eval_cpu < budget_s:
+    while True:
         trainer.fit(x, steps=chunk, callbacks=[(0, timed)], progress=False)  # at the end
-        cpu_per_step = trainer.evals[-1]["cpu"] / trainer.step
-        chunk = max(1, round(budget_s / n_evals / cpu_per_step))
+        spent = trainer.evals[-1]["cpu"]
+        cpu_per_step = spent / trainer.step
+        if spent >= budget_s:
+            break
+        target = next((t for t in targets if t > spent + cpu_per_step / 2), budget_s)
+        chunk = max(1, round((target - spent) / cpu_per_step))  # steps to the next target
     evals = list(trainer.evals)
     reached = {}
     for th in THRESHOLDS:

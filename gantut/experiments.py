@@ -18,27 +18,52 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+import torch
+from torch import nn
+
 from .data import ToyData
 from .models import MLPDiscriminator, MLPGenerator
 from .train import GANTrainer
 from .utils import seed_everything
 
 
+class InstanceNoise(nn.Module):
+    """D behind instance noise: Gaussian noise of std ``sigma`` added to every input it judges
+    while training, real and generated alike, so that the two distributions overlap and D's
+    gradient stays informative (Arjovsky & Bottou 2017; Sønderby et al. 2017). In eval mode
+    (plots, metrics) D sees its inputs unchanged."""
+
+    def __init__(self, D: nn.Module, sigma: float):
+        super().__init__()
+        self.D, self.sigma = D, sigma
+
+    def forward(self, x):
+        if self.training and self.sigma > 0:
+            x = x + self.sigma * torch.randn_like(x)
+        return self.D(x)
+
+
 def toy_gan(toy: ToyData, *, steps: int, seed: int = 0, loss: str = "nonsaturating",
-            spectral_norm: bool = False, z_dim: int = 2, n_data: int = 10_000,
-            batch_size: int = 128, lr: float = 1e-3, device="cpu", callbacks=(),
-            **settings) -> GANTrainer:
+            spectral_norm: bool = False, instance_noise: float = 0.0, z_dim: int = 2,
+            n_data: int = 10_000, batch_size: int = 128, lr: float = 1e-3, device="cpu",
+            callbacks=(), **settings) -> GANTrainer:
     """Train a 2-D GAN on ``n_data`` points of ``toy`` for ``steps`` steps; returns the trainer.
 
     ``seed`` fixes the data, the initial weights and the batches, so a run is reproducible.
-    ``spectral_norm`` wraps D's layers in spectral normalisation; other keyword arguments
-    (``n_critic``, ``betas``, ``gp_weight``, ...) go to :class:`~gantut.train.GANTrainer`;
-    ``callbacks`` are ``(every, fn)`` pairs for :meth:`~gantut.train.Trainer.fit` (to watch the run).
+    ``spectral_norm`` wraps D's layers in spectral normalisation; ``instance_noise`` puts D
+    behind :class:`InstanceNoise` of that std, annealed linearly to 0 over the run. Other
+    keyword arguments (``n_critic``, ``betas``, ``gp_weight``, ...) go to
+    :class:`~gantut.train.GANTrainer`; ``callbacks`` are ``(every, fn)`` pairs for
+    :meth:`~gantut.train.Trainer.fit` (to watch the run).
     """
     seed_everything(seed)
     x = toy.sample(n_data)
     G = MLPGenerator(z_dim=z_dim, out_shape=(2,), out_act=None)
     D = MLPDiscriminator(in_shape=(2,), spectral_norm=spectral_norm)
+    if instance_noise:
+        D = InstanceNoise(D, instance_noise)
+        anneal = (1, lambda tr: setattr(D, "sigma", instance_noise * (1 - tr.step / steps)))
+        callbacks = [anneal, *callbacks]
     trainer = GANTrainer(G, D, loss=loss, lr_g=lr, lr_d=lr, batch_size=batch_size,
                          device=device, **settings)
     return trainer.fit(x, steps=steps, callbacks=callbacks, progress=False)

@@ -79,7 +79,7 @@ PROFILES: dict[str, Profile] = {
     # A laptop CPU: a few minutes per notebook, results that show the point.
     "quick": Profile("quick", gan_steps=6000, ladder_images=320_000, dcgan_steps=1500,
                      vae_steps=3000, toy_steps=2500, n_eval=2000, n_seeds=3,
-                     quality_seconds=90.0, compare_steps=1500),
+                     quality_seconds=30.0, compare_steps=1500),
     # One GPU: full quality, each notebook in minutes (estimated from the steps and the
     # kernel launches per step: 1.5-5 ms an MLP GAN step, 1.6x that for the DCGAN).
     "full": Profile("full", gan_steps=50000, ladder_images=1_280_000, dcgan_steps=20000,

@@ -51,3 +51,21 @@ def test_over_seeds_rejects_bad_runs_and_empty_input():
         over_seeds(lambda name, seed: {}, {}, [0])
     with pytest.raises(ValueError, match="at least one"):
         over_seeds(lambda name, seed: {}, {"a": {}}, [])
+
+
+def test_instance_noise_blurs_d_s_inputs_only_while_training_and_fades_to_zero():
+    from torch import nn
+
+    from gantut.experiments import InstanceNoise
+
+    D = InstanceNoise(nn.Identity(), sigma=0.5)
+    x = torch.zeros(4000, 2)
+    assert D(x).std().item() == pytest.approx(0.5, rel=0.05)
+    D.eval()
+    assert torch.equal(D(x), x)
+    seen = []
+    tr = toy_gan(ring_of_gaussians(), steps=10, seed=0, n_data=128, batch_size=32,
+                 instance_noise=0.5, callbacks=[(1, lambda t: seen.append(t.D.sigma))])
+    assert isinstance(tr.D, InstanceNoise)
+    assert seen[0] == pytest.approx(0.45) and seen[-1] == 0  # linear, from 0.5 to 0
+    assert all(a > b for a, b in zip(seen[:-1], seen[1:], strict=True))
