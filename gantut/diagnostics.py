@@ -147,13 +147,16 @@ def generator_gradient_norm(G, D, loss: str, n: int = 256, clip: float | None = 
 
 def probe_generator_gradients(G: nn.Module, D: nn.Module, x: torch.Tensor, *, steps: int,
                               every: int, loss: str = "minimax",
-                              probes: dict[str, dict] | None = None, **trainer_kw):
+                              probes: dict[str, dict] | None = None,
+                              trainer_cls: type[GANTrainer] = GANTrainer, **trainer_kw):
     """Train D alone against the frozen G for ``steps`` steps and, every ``every`` steps
     (and before the first), measure G's gradient norm under each probe.
 
-    D is trained with ``loss``'s discriminator loss by an ordinary
-    :class:`~gantut.train.GANTrainer` whose generator learning rate is 0, so G stays
-    exactly as it is. ``probes`` maps a column name to keyword arguments of
+    D is trained with ``loss``'s discriminator loss by ``trainer_cls(G, D, loss=loss,
+    lr_g=0.0, **trainer_kw)`` -- an ordinary :class:`~gantut.train.GANTrainer`, or a
+    subclass that trains D its own way (notebook 06's weight-clipped WGAN critic) --
+    whose generator learning rate is 0, so G stays exactly as it is. ``probes`` maps a
+    column name to keyword arguments of
     :func:`generator_gradient_norm`, e.g. ``{"minimax": {"loss": "minimax"}, "clipped":
     {"loss": "minimax", "clip": 1.0}}`` (default: the generator loss of ``loss``).
 
@@ -163,7 +166,7 @@ def probe_generator_gradients(G: nn.Module, D: nn.Module, x: torch.Tensor, *, st
     import pandas as pd
 
     probes = probes or {loss: {"loss": loss}}
-    trainer = GANTrainer(G, D, loss=loss, lr_g=0.0, **trainer_kw)
+    trainer = trainer_cls(G, D, loss=loss, lr_g=0.0, **trainer_kw)
     rows = []
     z_fixed = torch.randn(256, G.z_dim, generator=torch.Generator().manual_seed(1))
     z_fixed = z_fixed.to(trainer.device)
