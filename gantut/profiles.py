@@ -37,6 +37,8 @@ class Profile:
             (notebook 05.3 trains seven), so that the comparison fits the profile's time.
         quality_seconds: training seconds (this process's CPU time) each model gets in an
             equal-compute comparison (notebook 05.1, ``gantut.bench.time_to_quality``).
+        flow_seconds: training seconds (CPU time) of each run in notebook 05.5's race of
+            flow matching against the GAN (two models, ``n_seeds`` seeds each).
     """
 
     name: str
@@ -51,6 +53,7 @@ class Profile:
     snapshots: int = 4
     compare_steps: int = 1000
     quality_seconds: float = 90.0
+    flow_seconds: float = 40.0
 
     def __str__(self) -> str:
         """One line for ``print(p)`` in a notebook; ``repr(p)`` still lists every field."""
@@ -64,16 +67,17 @@ PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", gan_steps=60, collapse_steps=60, dcgan_steps=30, vae_steps=60,
                      toy_steps=150, n_eval=500, n_seeds=2,
                      classifier_epochs=1, snapshots=2, quality_seconds=1.0,
-                     compare_steps=20),
+                     compare_steps=20, flow_seconds=1.0),
     # A laptop CPU: a few minutes per notebook, results that show the point.
     "quick": Profile("quick", gan_steps=6000, collapse_steps=4000, dcgan_steps=1500,
                      vae_steps=3000, toy_steps=2500, n_eval=2000, n_seeds=3,
-                     classifier_epochs=8, quality_seconds=90.0, compare_steps=1500),
+                     classifier_epochs=8, quality_seconds=90.0, compare_steps=1500,
+                     flow_seconds=40.0),
     # A GPU: full quality.
     "full": Profile("full", gan_steps=50000, collapse_steps=10000, dcgan_steps=20000,
                     vae_steps=30000, toy_steps=10000, n_eval=10000,
                     n_seeds=5, classifier_epochs=20, snapshots=6, quality_seconds=600.0,
-                    compare_steps=20000),
+                    compare_steps=20000, flow_seconds=600.0),
 }
 
 
