@@ -173,5 +173,6 @@ class FlowTrainer(Trainer):
         (default :attr:`sample_steps`)."""
         z = (torch.randn(n_or_z, *self.noise_shape, device=self.device)
              if isinstance(n_or_z, int) else n_or_z.to(self.device))
-        with evaluating(self.generator):
-            return euler_sample(self.generator, z, steps or self.sample_steps)
+        with evaluating(self.generator):  # 256 at a time: on a CPU, 1,000 at once is ~2x slower
+            return torch.cat([euler_sample(self.generator, part, steps or self.sample_steps)
+                              for part in z.split(256)])

@@ -89,12 +89,13 @@ RECIPES: dict[str, Recipe] = {
         {"batch_size": 64, "lr": 1e-3},
         trainer=VAETrainer,
     ),
+    # Adam 4e-3: lower FID per CPU second than 2e-3 and 8e-3; ch 8 was cheaper per step but worse
     "flow": Recipe(
         "flow",
-        "flow matching with a small U-Net (ch 16), batch 64, Adam 2e-3, EMA 0.999, "
+        "flow matching with a small U-Net (ch 16), batch 64, Adam 4e-3, EMA 0.999, "
         "16 Euler steps to sample",
         lambda: (UNet(ch=16),),
-        {"batch_size": 64, "lr": 2e-3, "ema": 0.999, "sample_steps": 16},
+        {"batch_size": 64, "lr": 4e-3, "ema": 0.999, "sample_steps": 16},
         trainer=FlowTrainer,
     ),
 }

@@ -84,6 +84,13 @@ def test_resume_equals_uninterrupted_and_snapshots(tmp_path, small_mnist):
     assert resumed.snapshots[0][1].shape == (64, 1, 28, 28)
 
 
+def test_sampling_in_chunks_gives_the_samples_of_one_batch():
+    tr = FlowTrainer(UNet(ch=8), ema=0.9, device="cpu")
+    z = torch.randn(300, 1, 28, 28)  # more than one chunk of 256
+    torch.testing.assert_close(tr.sample(z, steps=2), euler_sample(tr.net_ema, z, 2))
+    assert tr.sample(5).shape == (5, 1, 28, 28)
+
+
 def test_the_flow_recipe():
     tr = make_trainer("flow", "cpu")
     assert isinstance(tr, FlowTrainer) and tr.sample(3, steps=1).shape == (3, 1, 28, 28)
