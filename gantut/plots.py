@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from dataclasses import dataclass
 
 import matplotlib as mpl
@@ -439,3 +440,28 @@ def plot_latent_map(vae, x: torch.Tensor, y: torch.Tensor, n: int = 15, title: s
     set_title(axes[0], "posterior means of held-out digits")
     show_images(images, nrow=n, ax=axes[1], title="decoded z on the prior's\n5%..95% quantiles")
     return fig
+
+
+# matplotlib's JavaScript player draws its buttons with Font Awesome from a CDN, which an
+# offline reader (and the book, which serves everything itself) cannot reach: plain
+# characters instead, each button keeping its title ("Play", "Pause", ...) as a tooltip.
+_PLAYER_ICONS = {"fa fa-minus": "\u2212", "fa fa-plus": "+", "fa fa-fast-backward": "\u21e4",
+                 "fa fa-step-backward": "\u2039", "fa fa-play fa-flip-horizontal": "\u25c0",
+                 "fa fa-pause": "\u275a\u275a", "fa fa-play": "\u25b6",
+                 "fa fa-step-forward": "\u203a", "fa fa-fast-forward": "\u21e5"}
+
+
+def animation_html(animation, fps: float = 5, default_mode: str = "once") -> str:
+    """``animation`` (a matplotlib ``FuncAnimation``) as HTML for ``IPython.display.HTML``:
+    matplotlib's JavaScript player with JPEG frames (a quarter of the size of PNG ones),
+    that needs no network (no Font Awesome stylesheet from a CDN)."""
+    with plt.rc_context({"animation.frame_format": "jpeg"}):
+        page = animation.to_jshtml(fps=fps, default_mode=default_mode)
+    page = re.sub(r'<link rel="stylesheet"\s+href="https?://[^"]*font-awesome[^"]*">', "", page)
+    for cls, text in _PLAYER_ICONS.items():
+        page = page.replace(f'<i class="{cls}"></i>', text)
+    if "http://" in page or "https://" in page or "<i class=\"fa" in page:
+        raise RuntimeError("matplotlib's animation player changed: it loads something from the "
+                           "network or has an icon this function does not replace; update "
+                           "gantut.plots._PLAYER_ICONS")
+    return page

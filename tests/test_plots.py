@@ -168,3 +168,19 @@ def test_axes_are_labelled():
     assert ax.get_xlabel() == "training step" and ax.get_ylabel() == "mean D output"
     ax = plots.plot_toy(_points(), _points())
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("$x_1$", "$x_2$")
+
+
+def test_animation_html_needs_no_network():
+    """The player's buttons are plain characters: no Font Awesome from a CDN, for an offline
+    reader and for the book (tests/test_book.py checks the site for remote links)."""
+    from matplotlib.animation import FuncAnimation
+
+    fig, ax = plt.subplots()
+    line, = ax.plot([0, 1], [0, 1])
+    anim = FuncAnimation(fig, lambda i: line.set_ydata([0, i]), frames=3)
+    plain = anim.to_jshtml(fps=5)
+    assert "font-awesome" in plain  # what matplotlib does by itself
+    page = plots.animation_html(anim, fps=5)
+    assert "font-awesome" not in page and "https://" not in page and 'class="fa' not in page
+    assert "\u25b6" in page and 'title="Play"' in page  # the play button is still there
+    assert page.count("data:image/jpeg") == 3  # one JPEG per frame
