@@ -175,12 +175,13 @@ def test_animation_html_needs_no_network():
     reader and for the book (tests/test_book.py checks the site for remote links)."""
     from matplotlib.animation import FuncAnimation
 
-    fig, ax = plt.subplots()
-    line, = ax.plot([0, 1], [0, 1])
-    anim = FuncAnimation(fig, lambda i: line.set_ydata([0, i]), frames=3)
-    plain = anim.to_jshtml(fps=5)
-    assert "font-awesome" in plain  # what matplotlib does by itself
-    page = plots.animation_html(anim, fps=5)
+    def animation():
+        fig, ax = plt.subplots()
+        line, = ax.plot([0, 1], [0, 1])
+        return FuncAnimation(fig, lambda i: line.set_ydata([0, i]), frames=3)
+
+    assert "font-awesome" in animation().to_jshtml(fps=5)  # what matplotlib does by itself
+    page = plots.animation_html(animation(), fps=5)
     assert "font-awesome" not in page and "https://" not in page and 'class="fa' not in page
     assert "\u25b6" in page and 'title="Play"' in page  # the play button is still there
     assert page.count("data:image/jpeg") == 3  # one JPEG per frame
