@@ -113,6 +113,28 @@ MD_DIRECTIVES = {"dropdown", "note", "tip", "hint", "important", "warning", "cau
 CITE_MARK = "\u27e6cite\u27e7"  # stands in for a {cite} role while scanning
 
 
+BOUNDARY = "\x00"  # where a fenced block opens or closes, in prose()'s lines
+
+
+def _drop_indented_code(lines: list[str]) -> list[str]:
+    """Lines without CommonMark's indented code blocks (4 spaces, after a blank line that
+    follows a paragraph, not a list item: the exercises' solutions show code that way)."""
+    out, in_code, prev = [], False, ""  # prev: the last non-blank line before a blank one
+    for i, line in enumerate(lines):
+        if line == BOUNDARY:  # a directive's body starts or ends: a new block
+            in_code, prev = False, ""
+            continue
+        blank_before = i > 0 and (not lines[i - 1].strip() or lines[i - 1] == BOUNDARY)
+        if line.strip() and line.startswith("    ") and (in_code or (
+                blank_before and not prev.startswith(" ") and not re.match(r"\s*([-*+]|\d+\.)\s", prev))):
+            in_code = True
+            continue
+        if line.strip():
+            in_code, prev = False, line
+        out.append(line)
+    return out
+
+
 def prose(markdown: str) -> str:
     """The running text of markdown: no code, maths, roles' content, HTML, link targets or header.
 
@@ -126,16 +148,18 @@ def prose(markdown: str) -> str:
         if fence is None and m:
             keep = bool(m.group(3)) and m.group(3).split(":")[0] in MD_DIRECTIVES
             fence = (m.group(1), keep)
+            out.append(BOUNDARY)
             continue
         if fence is not None and line.strip() == fence[0]:
             fence = None
+            out.append(BOUNDARY)
             continue
         if fence is not None and (not fence[1] or re.match(r"\s*:[\w-]+:", line)):
             continue  # a code block's line, or a directive's option line
         if HEADER_SHAPE.fullmatch(line.strip()):
             continue
         out.append(line)
-    text = "\n".join(out)
+    text = "\n".join(_drop_indented_code(out))
     text = re.sub(r"\$\$.*?\$\$", " ", text, flags=re.S)
     text = re.sub(r"(?<![\\$])\$[^$\n]+\$", " ", text)
     text = re.sub(r"\{cite(:\w+)?\}`[^`]*`", CITE_MARK, text)
