@@ -3,7 +3,9 @@
 The notebook is executed through the same cached executor as ``tests/test_notebooks.py``. Its
 comparisons of models (modes covered on the ring, the MNIST race at equal CPU time) need the
 ``quick`` profile's runs: at smoke size nothing covers a mode, so they are stated in the notebook
-from its own records and not asserted here.
+from its own records and not asserted here. Nor is how closely the flow's loss follows its FID
+on MNIST: a smoke race of one CPU second gives a few evaluations, and the correlation of those
+was 0.19 in one clean-clone run and above 0.5 in another.
 """
 
 import functools
@@ -29,10 +31,6 @@ def test_the_loop_on_the_page_trains_exactly_as_flow_trainer():
 def test_the_flow_matching_loss_falls_during_training():
     r = records()
     assert r["ring_loop_loss_end"] < r["ring_loop_loss_start"]
-
-
-def test_the_flow_loss_tracks_fid_on_mnist():
-    assert records()["race_corr_flow_loss_fid"] > 0.5
 
 
 def test_more_euler_steps_cost_more_and_give_a_lower_fid():
