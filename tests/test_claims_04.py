@@ -8,24 +8,13 @@ ablation ladder's verdicts need the ``quick`` profile's runs; the notebook compu
 and states them from its own numbers.
 """
 
-import functools
 import math
 
 import pytest
+from smoke_records import records
 
-from gantut.execute import NOTEBOOKS, ROOT, execute
 from gantut.profiles import get_profile
 from gantut.recipes import RECIPES
-from gantut.report import read_records
-
-SMOKE_DIR = ROOT / "build" / "smoke"
-
-
-@functools.cache
-def records(stem: str) -> dict:
-    """The recorded numbers of ``notebooks/<stem>.ipynb`` executed in the smoke profile."""
-    out, _ = execute(NOTEBOOKS / f"{stem}.ipynb", SMOKE_DIR, "smoke", cell_timeout=300)
-    return read_records(out)
 
 
 # ------------------------------------------------------------------ 04_1_dgn_code

@@ -9,23 +9,11 @@ race or which loss covers most modes needs the ``quick`` profile, and the notebo
 those sentences from their own numbers instead of stating them.
 """
 
-import functools
 import math
 import re
 
 import pytest
-
-from gantut.execute import NOTEBOOKS, ROOT, execute
-from gantut.report import read_records
-
-SMOKE_DIR = ROOT / "build" / "smoke"
-
-
-@functools.cache
-def records(stem: str) -> dict:
-    """The recorded numbers of ``notebooks/<stem>.ipynb`` executed in the smoke profile."""
-    out, _ = execute(NOTEBOOKS / f"{stem}.ipynb", SMOKE_DIR, "smoke", cell_timeout=300)
-    return read_records(out)
+from smoke_records import records
 
 
 # ------------------------------------------------------------------ 05_1_sample_quality

@@ -3,22 +3,10 @@ they record when executed in the smoke profile (the same cached executions as
 ``tests/test_notebooks.py``). Claims that need the ``quick`` profile's longer runs are stated
 in the notebooks and not asserted here."""
 
-import functools
 import math
 
 import pytest
-
-from gantut.execute import NOTEBOOKS, ROOT, execute
-from gantut.report import read_records
-
-SMOKE_DIR = ROOT / "build" / "smoke"
-
-
-@functools.cache
-def records(stem: str) -> dict:
-    """The recorded numbers of ``notebooks/<stem>.ipynb`` executed in the smoke profile."""
-    out, _ = execute(NOTEBOOKS / f"{stem}.ipynb", SMOKE_DIR, "smoke", cell_timeout=300)
-    return read_records(out)
+from smoke_records import records
 
 
 # ------------------------------------------------------------------ 05_3_losses

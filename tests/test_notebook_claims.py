@@ -7,23 +7,13 @@ assert the claims that already hold at the smoke profile's size; claims that nee
 ``quick`` profile's longer runs are stated in the notebooks and not asserted here.
 """
 
-import functools
 import json
 import math
 
 import pytest
+from smoke_records import SMOKE_DIR, records
 
-from gantut.execute import NOTEBOOKS, ROOT, execute
-from gantut.report import read_records
-
-SMOKE_DIR = ROOT / "build" / "smoke"
-
-
-@functools.cache
-def records(stem: str) -> dict:
-    """The recorded numbers of ``notebooks/<stem>.ipynb`` executed in the smoke profile."""
-    out, _ = execute(NOTEBOOKS / f"{stem}.ipynb", SMOKE_DIR, "smoke", cell_timeout=300)
-    return read_records(out)
+from gantut.execute import NOTEBOOKS, execute
 
 
 # ------------------------------------------------------------------ 01_background
