@@ -163,6 +163,23 @@ def _save_cache(parts, source: str, path: Path) -> MNIST:
     return MNIST(_from_uint8(tx), ty, _from_uint8(vx), vy, source)
 
 
+def random_translate(x: torch.Tensor, max_shift: int = 2) -> torch.Tensor:
+    """Shift each image by up to ``max_shift`` pixels in x and y, filling with the
+    background (-1): the translation of DiffAugment (Zhao et al. 2020).
+
+    Differentiable in ``x``, so it can sit between G and D: D then sees real and
+    generated digits shifted alike, and can no longer memorise the training digits'
+    exact positions. ``x`` is ``N x 1 x H x W``; the shifts come from torch's global RNG.
+    """
+    n, _, h, w = x.shape
+    s = max_shift
+    padded = torch.nn.functional.pad(x, (s, s, s, s), value=-1.0)      # N x 1 x (H+2s) x (W+2s)
+    dy, dx = torch.randint(0, 2 * s + 1, (2, n, 1, 1), device=x.device)
+    rows = torch.arange(h, device=x.device).view(1, h, 1) + dy          # N x H x 1
+    cols = torch.arange(w, device=x.device).view(1, 1, w) + dx          # N x 1 x W
+    return padded[torch.arange(n, device=x.device).view(n, 1, 1), 0, rows, cols].unsqueeze(1)
+
+
 # --------------------------------------------------------------------- 2-D toy data
 @dataclass
 class ToyData:

@@ -86,6 +86,16 @@ def gradient_penalty(D, real: torch.Tensor, fake: torch.Tensor, y=None) -> torch
     return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
 
 
+def r1_penalty(D, real: torch.Tensor, y=None) -> torch.Tensor:
+    r"""R1 penalty (Mescheder 2018): :math:`\lVert\nabla_x D(x)\rVert_2^2` on real images,
+    batch mean. It keeps D flat around the data, so D cannot carve a sharp wall around the
+    training digits it has memorised; the trainer weights it by :math:`\gamma / 2`."""
+    x = real.detach().requires_grad_(True)
+    out = D(x, y) if y is not None else D(x)
+    (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
+    return grad.pow(2).flatten(1).sum(1).mean()
+
+
 #: name -> (discriminator loss, generator loss)
 LOSSES = {
     "minimax": (bce_d_loss, minimax_g_loss),

@@ -38,7 +38,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .checkpoint import CheckpointError, atomic_save, rng_state, safe_load, set_rng_state
-from .losses import get_loss, gradient_penalty
+from .data import random_translate
+from .losses import get_loss, gradient_penalty, r1_penalty
 from .utils import evaluating, get_device
 
 BCE_LOSSES = ("minimax", "nonsaturating")
@@ -343,18 +344,25 @@ class GANTrainer(Trainer):
             warm-up), or None. :meth:`sample` then uses the average, which gives steadier samples.
         clip_grad: clip both networks' gradient norms to this value (the source's advice
             against vanishing gradients -- see notebook 06 for why it cannot help).
+        translate: D sees real and generated images shifted by up to this many pixels
+            (:func:`gantut.data.random_translate`; 0: as they are). Against a D that
+            memorises its training digits (notebook 05.2).
+        r1_gamma: weight gamma of the R1 penalty on real images (Mescheder et al. 2018):
+            D's loss gains ``gamma / 2 *`` :func:`gantut.losses.r1_penalty`.
         batch_size: recorded in the config so a checkpoint resumes with the same batches.
-
-    Set :attr:`log_grad_norms` to False to skip measuring the gradient norms every step.
+        log_grad_norms: also log both networks' gradient norms every step (they cost a
+            little time each step; :attr:`log_grad_norms` can be switched later).
     """
 
     def __init__(self, G, D, *, loss="nonsaturating", lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999),
                  n_critic=1, gp_weight=10.0, ema: float | None = None,
-                 clip_grad: float | None = None, batch_size: int = 64, device="auto"):
+                 clip_grad: float | None = None, translate: int = 0, r1_gamma: float = 0.0,
+                 batch_size: int = 64, log_grad_norms: bool = False, device="auto"):
         super().__init__(device, batch_size)
         self.G, self.D = G.to(self.device), D.to(self.device)
         self.d_loss_fn, self.g_loss_fn = get_loss(loss)
         self.loss, self.n_critic, self.gp_weight, self.clip_grad = loss, n_critic, gp_weight, clip_grad
+        self.translate, self.r1_gamma = translate, r1_gamma
         self.ema = ema
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if ema else None
         self.modules = {"G": self.G, "D": self.D}
@@ -365,10 +373,10 @@ class GANTrainer(Trainer):
         self.optimizers = {"G": self.opt_g, "D": self.opt_d}
         self.config = {"loss": loss, "lr_g": lr_g, "lr_d": lr_d, "betas": list(betas),
                        "n_critic": n_critic, "gp_weight": gp_weight, "ema": ema,
-                       "clip_grad": clip_grad, "batch_size": batch_size,
-                       "G": type(G).__name__, "D": type(D).__name__}
+                       "clip_grad": clip_grad, "translate": translate, "r1_gamma": r1_gamma,
+                       "batch_size": batch_size, "G": type(G).__name__, "D": type(D).__name__}
         self.conditional = getattr(G, "n_classes", 0) > 0
-        self.log_grad_norms = True
+        self.log_grad_norms = log_grad_norms
         self._grad_norms: dict[str, torch.Tensor] = {}
 
     def train_step(self, real, y=None) -> dict[str, float]:
@@ -378,15 +386,15 @@ class GANTrainer(Trainer):
             if i > 0:
                 real, y = self._next_batch()
             fake = self._G(self.G.noise(len(real)), y)
-            r = self._D(real, y)
-            f = self._D(fake.detach(), y)  # detach: D's loss must not send gradients into G
+            r = self._D(self._seen(real), y)
+            f = self._D(self._seen(fake.detach()), y)  # detach: no gradients into G from D's loss
             d_loss = self.d_loss_fn(r, f)
-            gp = self._penalty(real, fake, y)  # 0 unless the loss is wgan-gp
+            gp = self._penalty(real, fake, y)  # 0 unless the loss is wgan-gp or R1 is on
             self._update("D", d_loss + gp)
         # 2. Generator: make the updated D call the same fakes real. D is frozen, so this
         #    backward pass fills only G's gradients.
         self.D.requires_grad_(False)
-        g_loss = self.g_loss_fn(self._D(fake, y, sync=False))
+        g_loss = self.g_loss_fn(self._D(self._seen(fake), y, sync=False))
         self._update("G", g_loss)
         self.D.requires_grad_(True)
         self._update_ema()
@@ -405,10 +413,16 @@ class GANTrainer(Trainer):
                 [p.grad for p in net.parameters() if p.grad is not None])
         opt.step()
 
+    def _seen(self, images: torch.Tensor) -> torch.Tensor:
+        """What D is shown: the images, shifted at random when ``translate`` > 0."""
+        return random_translate(images, self.translate) if self.translate else images
+
     def _penalty(self, real, fake, y) -> torch.Tensor:
-        if self.loss != "wgan-gp":
-            return torch.zeros((), device=real.device)
-        return self.gp_weight * gradient_penalty(self.D, real, fake, y)
+        if self.loss == "wgan-gp":
+            return self.gp_weight * gradient_penalty(self.D, real, fake, y)
+        if self.r1_gamma:
+            return self.r1_gamma / 2 * r1_penalty(self.D, real, y)
+        return torch.zeros((), device=real.device)
 
     def _next_batch(self):
         real, *rest = next(self.batches)

@@ -9,7 +9,13 @@ import torch
 import torchvision
 
 from gantut import data
-from gantut.data import DataError, grid_of_gaussians, load_mnist, ring_of_gaussians
+from gantut.data import (
+    DataError,
+    grid_of_gaussians,
+    load_mnist,
+    random_translate,
+    ring_of_gaussians,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -152,3 +158,20 @@ def test_toy_distributions():
     grid = grid_of_gaussians()
     assert grid.centers.shape == (25, 2)
     assert torch.allclose(grid.centers.mean(0), torch.zeros(2))
+
+
+def test_random_translate_shifts_whole_images_and_passes_gradients():
+    x = (torch.rand(64, 1, 28, 28) * 2 - 1).requires_grad_(True)
+    torch.manual_seed(0)
+    out = random_translate(x, max_shift=2)
+    assert out.shape == x.shape
+    used = set()
+    for i in range(len(x)):  # each image is the original moved by one (dy, dx) in [-2, 2]^2
+        hits = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
+                if torch.equal(out[i, 0, 2:-2, 2:-2], x[i, 0, 2 - dy:26 - dy, 2 - dx:26 - dx])]
+        assert len(hits) == 1, i
+        used.add(hits[0])
+    assert len(used) > 10  # each image draws its own shift
+    assert (out == -1).any()  # the uncovered border is background
+    out.sum().backward()
+    assert x.grad is not None and x.grad.sum() > 0

@@ -66,6 +66,14 @@ def test_gradient_penalty_of_a_linear_critic():
     assert losses.gradient_penalty(D, real, fake).item() == pytest.approx((5.0 - 1) ** 2)
 
 
+def test_r1_penalty_of_a_linear_d_is_its_squared_weight_norm():
+    D = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(6, 1))
+    real = torch.randn(5, 1, 2, 3)
+    expected = D[1].weight.pow(2).sum()  # the gradient of w.x + b is w for every image
+    assert torch.allclose(losses.r1_penalty(D, real), expected)
+    assert not real.requires_grad  # the caller's batch is left alone
+
+
 def test_unknown_loss():
     with pytest.raises(ValueError, match="minimax, nonsaturating, lsgan, hinge, wgan-gp"):
         losses.get_loss("wasserstein")

@@ -31,7 +31,7 @@ def gan(x, y=None, *, steps, callbacks=(), **settings):
 
 
 def test_history_records_every_step(small_mnist):
-    tr = gan(small_mnist[0], steps=12)
+    tr = gan(small_mnist[0], steps=12, log_grad_norms=True)
     df = tr.history.df()
     assert list(df.index) == list(range(1, 13))
     for col in ("d_loss", "g_loss", "d_real", "d_fake", "d_grad_norm", "g_grad_norm", "time"):
@@ -40,11 +40,31 @@ def test_history_records_every_step(small_mnist):
     assert df.time.is_monotonic_increasing
 
 
-def test_grad_norm_logging_can_be_switched_off(small_mnist):
-    tr = GANTrainer(MLPGenerator(), MLPDiscriminator(), device="cpu")
-    tr.log_grad_norms = False
+def test_grad_norms_are_logged_only_when_asked(small_mnist):
+    tr = GANTrainer(MLPGenerator(), MLPDiscriminator(), device="cpu")  # off: a leaner step
     tr.fit(small_mnist[0], steps=2, progress=False)
     assert "g_grad_norm" not in tr.history[-1] and "d_loss" in tr.history[-1]
+    tr.log_grad_norms = True
+    tr.fit(small_mnist[0], steps=1, progress=False)
+    assert tr.history[-1]["g_grad_norm"] > 0 and tr.history[-1]["d_grad_norm"] > 0
+
+
+def test_translation_and_r1_change_only_what_d_sees_and_its_loss(small_mnist):
+    """translate=0 and r1_gamma=0 are the plain step, weight for weight; each option on
+    changes the run, R1 shows up as D's penalty, and both train on digits and labels."""
+    x, y = small_mnist[0], small_mnist[1]
+    gantut.setup(0)
+    plain = gan(x, steps=5)
+    gantut.setup(0)
+    assert_same_params(gan(x, steps=5, translate=0, r1_gamma=0.0).G, plain.G)
+    for option in ({"translate": 2}, {"r1_gamma": 10.0}):
+        gantut.setup(0)
+        tr = gan(x, y, steps=5, **option)
+        assert all(math.isfinite(v) for v in tr.history[-1].values())
+        gantut.setup(0)
+        other = gan(x, steps=5, **option)
+        assert any(not torch.equal(p, q) for p, q in zip(other.G.parameters(), plain.G.parameters(), strict=True))
+        assert (other.history.df().gp > 0).all() == ("r1_gamma" in option)
 
 
 def test_gan_moves_toward_the_data():
