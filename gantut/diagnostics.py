@@ -12,7 +12,8 @@ Notebook 06 (the source's FAQ) answers two questions with them:
   loss: Arjovsky & Bottou 2017, figure 2). :func:`generator_gradient_norm` measures that
   gradient before and after the gradient clipping the source recommends.
 
-Notebook 04.1 uses :func:`vae_elbo` to follow a VAE's ELBO on held-out digits.
+Notebook 04.1 uses :func:`vae_elbo` to follow a VAE's ELBO on held-out digits; notebook 05.2
+uses :func:`real_score_gap` to watch a discriminator memorise its training digits.
 """
 
 from __future__ import annotations
@@ -206,3 +207,26 @@ def vae_elbo(vae: nn.Module, x: torch.Tensor, seed: int = 0, batch: int = 1000) 
 
 __all__ = ["activation_stats", "dead_unit_share", "generator_gradient_norm", "layer_grad_norms",
            "probe_generator_gradients", "vae_elbo"]
+
+
+@torch.no_grad()
+def real_scores(D: nn.Module, x: torch.Tensor, batch: int = 1000) -> dict[str, float]:
+    """D's view of the real images ``x``, in eval mode: ``real``, the share it calls real
+    (sigmoid(D(x)) > 0.5), and ``p``, the mean of sigmoid(D(x))."""
+    with evaluating(D):
+        p = torch.cat([torch.sigmoid(D(b)).flatten() for b in x.split(batch)])
+    return {"real": (p > 0.5).float().mean().item(), "p": p.mean().item()}
+
+
+def real_score_gap(train_x: torch.Tensor, held_x: torch.Tensor):
+    """A callback for ``trainer.fit(callbacks=[(every, real_score_gap(train_x, held_x))])``:
+    logs D's :func:`real_scores` on real digits it trains on (``train_real``, ``train_p``)
+    and on held-out ones it never saw (``held_real``, ``held_p``), and ``gap`` = ``train_real``
+    - ``held_real``. A gap that grows is D memorising its training digits."""
+    def log_gap(trainer) -> None:
+        seen = real_scores(trainer.D, train_x.to(trainer.device))
+        unseen = real_scores(trainer.D, held_x.to(trainer.device))
+        trainer.log_eval(train_real=seen["real"], held_real=unseen["real"],
+                         gap=seen["real"] - unseen["real"], train_p=seen["p"], held_p=unseen["p"])
+
+    return log_gap

@@ -45,6 +45,9 @@ class Profile:
             CPU time of training is about its wall time.
         flow_seconds: training seconds (CPU time) of each run in notebook 05.5's race of
             flow matching against the GAN (two models, ``n_seeds`` seeds each).
+        overfit_steps: steps of each run in notebook 05.2's watch of a discriminator
+            memorising its 4,000 training digits (three configurations, ``n_seeds`` seeds each,
+            the MLP GAN at batch 128: ``overfit_steps * 128 / 4000`` passes over the digits).
         cell_timeout: seconds a notebook cell may run before ``gantut.execute`` gives up.
 
     A profile never asks for more real digits than the offline fallback holds (``n_eval``
@@ -64,6 +67,7 @@ class Profile:
     compare_steps: int = 1000
     quality_seconds: float = 90.0
     flow_seconds: float = 40.0
+    overfit_steps: int = 4500
     cell_timeout: int = 600
 
     def __str__(self) -> str:
@@ -78,17 +82,19 @@ PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", gan_steps=60, ladder_images=3_840, dcgan_steps=30, vae_steps=60,
                      toy_steps=150, n_eval=500, n_seeds=2,
                      snapshots=2, quality_seconds=1.0,
-                     compare_steps=20, flow_seconds=1.0, cell_timeout=300),
+                     compare_steps=20, flow_seconds=1.0, overfit_steps=150, cell_timeout=300),
     # A laptop CPU: a few minutes per notebook, results that show the point.
     "quick": Profile("quick", gan_steps=6000, ladder_images=320_000, dcgan_steps=1500,
                      vae_steps=3000, toy_steps=2500, n_eval=2000, n_seeds=3,
-                     quality_seconds=30.0, compare_steps=1500, flow_seconds=40.0),
+                     quality_seconds=30.0, compare_steps=1500, flow_seconds=40.0,
+                     overfit_steps=4500),
     # One GPU: full quality, each notebook in minutes (estimated from the steps and the
     # kernel launches per step: 1.5-5 ms an MLP GAN step, 1.6x that for the DCGAN).
     "full": Profile("full", gan_steps=50000, ladder_images=1_280_000, dcgan_steps=20000,
                     vae_steps=30000, toy_steps=5000, n_eval=2000,
                     n_seeds=5, snapshots=6, quality_seconds=120.0,
-                    compare_steps=10000, flow_seconds=60.0, cell_timeout=3600),
+                    compare_steps=10000, flow_seconds=60.0, overfit_steps=45000,
+                    cell_timeout=3600),
 }
 
 

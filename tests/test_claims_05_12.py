@@ -102,3 +102,33 @@ def test_05_2_wgan_gp_costs_more_per_generator_step_and_the_counts_are_consisten
     assert (r["ring_max_modes"] == 8) == (r["ring_runs_with_8"] > 0)
     assert r["long_steps"] == 2 * r["toy_steps"]
     assert r["ring_missing_kind"] in ("mostly the first", "mostly the second")
+
+
+def test_05_2_overfit_probe_records_shares_and_their_gap_per_config():
+    r = records("05_2_stability")
+    assert r["overfit_n_train"] == 4000
+    assert r["overfit_epochs"] == pytest.approx(r["overfit_steps"] * 128 / 4000, abs=0.05)
+    for key in ("plain", "translation", "r1"):
+        train, held = r[f"overfit_train_real_{key}"], r[f"overfit_held_real_{key}"]
+        assert 0 <= train <= 1 and 0 <= held <= 1 and 0 <= r[f"overfit_d_fake_{key}"] <= 1
+        assert r[f"overfit_gap_{key}"] == pytest.approx(train - held, abs=2e-3)  # means of rounded
+        assert r[f"overfit_fid_{key}"] > 0 and r[f"overfit_ms_per_step_{key}"] > 0
+
+
+def test_05_2_remedies_were_really_on():
+    """The translation runs shifted D's inputs by 2 pixels; only the R1 runs paid a penalty."""
+    r = records("05_2_stability")
+    n = r["overfit_n_seeds"]
+    assert r["overfit_translate_seen"] == [2] * n
+    assert len(r["overfit_r1_penalty"]) == n and min(r["overfit_r1_penalty"]) > 0
+    assert r["overfit_plain_penalty"] == [0.0] * n
+
+
+@pytest.mark.parametrize("key", ["translation", "r1"])
+def test_05_2_overfit_verdicts_agree_with_the_numbers(key):
+    r = records("05_2_stability")
+    verdict, gap, plain = r[f"overfit_verdict_{key}"], r[f"overfit_gap_{key}"], r["overfit_gap_plain"]
+    if abs(gap - plain) > 2e-3:  # the verdict compares unrounded means
+        assert verdict.startswith("shrank") == (gap < plain)
+    assert (r["overfit_grew"] == "grew") <= (r["overfit_gap_plain"] >= 0.05)
+    assert ("won the game" in r[f"overfit_note_{key}"]) == (r[f"overfit_d_fake_{key}"] < 0.1)

@@ -1,3 +1,5 @@
+from types import SimpleNamespace
+
 import pytest
 import torch
 from torch import nn
@@ -8,6 +10,8 @@ from gantut.diagnostics import (
     generator_gradient_norm,
     layer_grad_norms,
     probe_generator_gradients,
+    real_score_gap,
+    real_scores,
 )
 from gantut.losses import get_loss
 from gantut.models import MLPDiscriminator, MLPGenerator
@@ -164,3 +168,33 @@ def test_generator_gradient_norm_compares_losses_on_the_same_state():
     assert ns > 50 * mm  # sigma(-6) ~ 0.0025 vs 1 - sigma(-6) ~ 1
     assert all(p.requires_grad for p in D.parameters())  # D left as it was
     assert generator_gradient_norm(G, D, "minimax") == mm  # same noise every call
+
+
+class _Memoriser(nn.Module):
+    """A D that says +10 (real) to the images it memorised and -10 (fake) to every other."""
+
+    def __init__(self, memorised: torch.Tensor):
+        super().__init__()
+        self.memorised = memorised.flatten(1)
+        self.drop = nn.Dropout(0.5)  # must be off while probing
+
+    def forward(self, x):
+        assert not self.training, "the probe must run D in eval mode"
+        hit = (x.flatten(1)[:, None, :] == self.memorised[None]).all(-1).any(1)
+        return self.drop(torch.where(hit, 10.0, -10.0))[:, None]
+
+
+def test_a_memorising_d_shows_the_full_gap_and_the_probe_restores_train_mode():
+    gen = torch.Generator().manual_seed(0)
+    train, held = torch.randn(40, 1, 4, 4, generator=gen), torch.randn(30, 1, 4, 4, generator=gen)
+    D = _Memoriser(train[:20]).train()
+    logged = []
+    trainer = SimpleNamespace(D=D, device=torch.device("cpu"), log_eval=lambda **v: logged.append(v))
+    real_score_gap(train[:20], held)(trainer)
+    assert logged == [pytest.approx({"train_real": 1.0, "held_real": 0.0, "gap": 1.0,
+                                     "train_p": torch.sigmoid(torch.tensor(10.0)).item(),
+                                     "held_p": torch.sigmoid(torch.tensor(-10.0)).item()})]
+    assert D.training
+    # half of the probe memorised: half called real, mean p halfway; batches give the same
+    half = real_scores(D, train[10:30], batch=7)
+    assert half["real"] == pytest.approx(0.5) and half["p"] == pytest.approx(0.5, abs=1e-4)
