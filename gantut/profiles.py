@@ -93,7 +93,7 @@ PROFILES: dict[str, Profile] = {
     "full": Profile("full", gan_steps=50000, ladder_images=1_280_000, dcgan_steps=20000,
                     vae_steps=30000, toy_steps=5000, n_eval=2000,
                     n_seeds=5, snapshots=6, quality_seconds=120.0,
-                    compare_steps=10000, flow_seconds=60.0, overfit_steps=45000,
+                    compare_steps=10000, flow_seconds=60.0, overfit_steps=20000,
                     cell_timeout=3600),
 }
 
