@@ -205,10 +205,6 @@ def vae_elbo(vae: nn.Module, x: torch.Tensor, seed: int = 0, batch: int = 1000) 
     return {k: v / len(x) for k, v in totals.items()}
 
 
-__all__ = ["activation_stats", "dead_unit_share", "generator_gradient_norm", "layer_grad_norms",
-           "probe_generator_gradients", "vae_elbo"]
-
-
 @torch.no_grad()
 def real_scores(D: nn.Module, x: torch.Tensor, batch: int = 1000) -> dict[str, float]:
     """D's view of the real images ``x``, in eval mode: ``real``, the share it calls real
@@ -230,3 +226,7 @@ def real_score_gap(train_x: torch.Tensor, held_x: torch.Tensor):
                          gap=seen["real"] - unseen["real"], train_p=seen["p"], held_p=unseen["p"])
 
     return log_gap
+
+
+__all__ = ["activation_stats", "dead_unit_share", "generator_gradient_norm", "layer_grad_norms",
+           "probe_generator_gradients", "real_score_gap", "real_scores", "vae_elbo"]

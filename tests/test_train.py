@@ -40,6 +40,11 @@ def test_history_records_every_step(small_mnist):
     assert df.time.is_monotonic_increasing
 
 
+def test_r1_and_the_wgan_gp_penalty_are_not_combined():
+    with pytest.raises(ValueError, match="gp_weight"):
+        GANTrainer(MLPGenerator(), MLPDiscriminator(), loss="wgan-gp", r1_gamma=10.0, device="cpu")
+
+
 def test_grad_norms_are_logged_only_when_asked(small_mnist):
     tr = GANTrainer(MLPGenerator(), MLPDiscriminator(), device="cpu")  # off: a leaner step
     tr.fit(small_mnist[0], steps=2, progress=False)
